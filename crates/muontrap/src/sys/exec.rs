@@ -1,0 +1,423 @@
+//! Fork and exec of the contained command, with every allocation done before the fork.
+//!
+//! Why this is hand-written instead of `std::process::Command`: the keeper needs the child to
+//! (a) join a cgroup and drop credentials in a precise order (setgid → setgroups → setuid),
+//! (b) get `PR_SET_PDEATHSIG` tied to the keeper's only thread and re-check the parent pid
+//! afterwards (the parent may already be gone), (c) reset *every* signal disposition and the
+//! mask that the keeper changed for its own `signalfd`, and (d) report exactly which stage
+//! failed. Everything the child touches is prepared in [`ExecPlan`] before `fork`, so the child
+//! runs only async-signal-safe system calls: no allocation, no locks, no logging. The keeper
+//! that calls [`spawn`] is single-threaded, but we keep the discipline anyway so that the code
+//! stays correct if it is ever called from a threaded process.
+
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// What the child's fd 0, 1 or 2 becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdAction {
+    /// Keep whatever the keeper has on that descriptor.
+    Inherit,
+    /// `dup2` this descriptor (owned by the caller, kept open until [`spawn`] returns) onto it.
+    Dup(RawFd),
+}
+
+/// What to do with the supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupsAction {
+    /// Leave the inherited supplementary groups alone.
+    Keep,
+    /// `setgroups(list)`; an empty list drops all supplementary groups.
+    Set(Vec<libc::gid_t>),
+}
+
+/// The stage of child setup that failed, reported back through the exec-error pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExecStage {
+    /// Resetting signal dispositions or the mask.
+    Signals = 1,
+    /// Redirecting stdin/stdout/stderr.
+    Stdio = 2,
+    /// Changing directory.
+    Chdir = 3,
+    /// `setgid`.
+    Setgid = 4,
+    /// `setgroups`.
+    Setgroups = 5,
+    /// `setuid`.
+    Setuid = 6,
+    /// `prctl(PR_SET_PDEATHSIG)` or the parent died before the child was ready.
+    ParentDeath = 7,
+    /// Joining the cgroup (writing `cgroup.procs`).
+    Cgroup = 8,
+    /// `execve` itself.
+    Exec = 9,
+}
+
+impl ExecStage {
+    fn from_u32(v: u32) -> ExecStage {
+        match v {
+            1 => ExecStage::Signals,
+            2 => ExecStage::Stdio,
+            3 => ExecStage::Chdir,
+            4 => ExecStage::Setgid,
+            5 => ExecStage::Setgroups,
+            6 => ExecStage::Setuid,
+            7 => ExecStage::ParentDeath,
+            8 => ExecStage::Cgroup,
+            _ => ExecStage::Exec,
+        }
+    }
+
+    /// A short human name for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExecStage::Signals => "resetting signals",
+            ExecStage::Stdio => "redirecting stdio",
+            ExecStage::Chdir => "changing directory",
+            ExecStage::Setgid => "setgid",
+            ExecStage::Setgroups => "setgroups",
+            ExecStage::Setuid => "setuid",
+            ExecStage::ParentDeath => "setting the parent-death signal",
+            ExecStage::Cgroup => "joining the cgroup",
+            ExecStage::Exec => "exec",
+        }
+    }
+}
+
+/// A child that failed before or during `execve`.
+#[derive(Debug)]
+pub struct ExecFailure {
+    /// Which step failed.
+    pub stage: ExecStage,
+    /// The errno it failed with.
+    pub error: io::Error,
+}
+
+/// Everything the child needs, as raw C data, prepared before `fork`.
+pub struct ExecPlan {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+    sh_argv_ptrs: Vec<*const c_char>,
+    cwd: Option<CString>,
+    stdio: [FdAction; 3],
+    gid: Option<libc::gid_t>,
+    groups: GroupsAction,
+    uid: Option<libc::uid_t>,
+    ignore_sigpipe: bool,
+    parent_death_kill: bool,
+    cgroup_procs: Option<RawFd>,
+}
+
+const SH: &CStr = c"/bin/sh";
+
+impl ExecPlan {
+    /// Prepares a plan. `argv[0]` is what the program sees as its name; `path` is what is
+    /// executed. `envp` entries are `KEY=VALUE`.
+    pub fn new(path: CString, argv: Vec<CString>, envp: Vec<CString>) -> ExecPlan {
+        let mut plan = ExecPlan {
+            path,
+            argv,
+            envp,
+            argv_ptrs: Vec::new(),
+            envp_ptrs: Vec::new(),
+            sh_argv_ptrs: Vec::new(),
+            cwd: None,
+            stdio: [FdAction::Inherit; 3],
+            gid: None,
+            groups: GroupsAction::Keep,
+            uid: None,
+            ignore_sigpipe: false,
+            parent_death_kill: true,
+            cgroup_procs: None,
+        };
+        plan.argv_ptrs = plan.argv.iter().map(|a| a.as_ptr()).collect();
+        plan.argv_ptrs.push(std::ptr::null());
+        plan.envp_ptrs = plan.envp.iter().map(|a| a.as_ptr()).collect();
+        plan.envp_ptrs.push(std::ptr::null());
+        // execvp's ENOEXEC fallback: run the file with /bin/sh, keeping the other arguments.
+        plan.sh_argv_ptrs.push(SH.as_ptr());
+        plan.sh_argv_ptrs.push(plan.path.as_ptr());
+        plan.sh_argv_ptrs
+            .extend(plan.argv.iter().skip(1).map(|a| a.as_ptr()));
+        plan.sh_argv_ptrs.push(std::ptr::null());
+        plan
+    }
+
+    /// Directory to change into before exec.
+    pub fn cwd(&mut self, cwd: Option<CString>) -> &mut Self {
+        self.cwd = cwd;
+        self
+    }
+
+    /// Redirection of fd `n` (0, 1 or 2).
+    pub fn stdio(&mut self, n: usize, action: FdAction) -> &mut Self {
+        self.stdio[n] = action;
+        self
+    }
+
+    /// Credentials to switch to, applied as setgid → setgroups → setuid.
+    pub fn credentials(
+        &mut self,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        groups: GroupsAction,
+    ) -> &mut Self {
+        self.uid = uid;
+        self.gid = gid;
+        self.groups = groups;
+        self
+    }
+
+    /// Whether the child starts with SIGPIPE ignored (what programs started by the BEAM see)
+    /// instead of the default disposition.
+    pub fn ignore_sigpipe(&mut self, ignore: bool) -> &mut Self {
+        self.ignore_sigpipe = ignore;
+        self
+    }
+
+    /// Whether the child gets `PR_SET_PDEATHSIG(SIGKILL)` so that it dies if the keeper is
+    /// killed outright. On by default.
+    pub fn parent_death_kill(&mut self, on: bool) -> &mut Self {
+        self.parent_death_kill = on;
+        self
+    }
+
+    /// An open, writable `cgroup.procs` descriptor that the child writes its own pid to
+    /// before exec (cgroup v1, or v2 without `CLONE_INTO_CGROUP`).
+    pub fn join_cgroup(&mut self, procs: Option<RawFd>) -> &mut Self {
+        self.cgroup_procs = procs;
+        self
+    }
+}
+
+/// Forks and execs the plan. Returns the child's pid once `execve` succeeded, or the stage and
+/// errno at which the child gave up (the failed child is reaped before returning).
+pub fn spawn(plan: &ExecPlan) -> Result<i32, SpawnError> {
+    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SpawnError::Setup(e.into()))?;
+    let parent = rustix::process::getpid().as_raw_nonzero().get();
+    // SAFETY: fork(2) has no memory-safety preconditions. In the child we only call
+    // async-signal-safe functions (see `child_after_fork`) on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(SpawnError::Setup(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child; `child_after_fork` never returns.
+        unsafe { child_after_fork(plan, err_write.as_raw_fd(), parent) }
+    }
+    drop(err_write);
+    let mut report = [0u8; 8];
+    let mut got = 0;
+    while got < report.len() {
+        match rustix::io::read(&err_read, &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(SpawnError::Setup(e.into())),
+        }
+    }
+    if got == 0 {
+        return Ok(pid);
+    }
+    // The child failed before exec and has exited (or is about to): reap it.
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
+    let stage = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]);
+    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+    Err(SpawnError::Child(ExecFailure {
+        stage: ExecStage::from_u32(stage),
+        error: io::Error::from_raw_os_error(errno),
+    }))
+}
+
+/// Why [`spawn`] failed.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The keeper itself could not fork or make its pipe.
+    Setup(io::Error),
+    /// The child gave up before exec.
+    Child(ExecFailure),
+}
+
+/// The child side. Only async-signal-safe calls; never returns.
+///
+/// # Safety
+/// Must be called only in a freshly forked child.
+unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
+    let fail = |stage: ExecStage| -> ! {
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let mut msg = [0u8; 8];
+        msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+        msg[4..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; msg outlives the call.
+        unsafe {
+            libc::write(err_fd, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    };
+    // SAFETY (whole block): each call is an async-signal-safe system call wrapper operating on
+    // plain integers or on pointers into `plan`, which was fully built before the fork and is
+    // not modified. Nothing here allocates or takes a lock.
+    unsafe {
+        // 1. Signals: every disposition back to default (the keeper ignores some and blocks the
+        //    ones it reads through signalfd), then an empty mask.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let disp = if sig == libc::SIGPIPE && plan.ignore_sigpipe {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            libc::signal(sig, disp);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            fail(ExecStage::Signals);
+        }
+        // 2. Die with the keeper; if it is already gone, do not run at all.
+        if plan.parent_death_kill {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                fail(ExecStage::ParentDeath);
+            }
+            if libc::getppid() != parent {
+                *libc::__errno_location() = libc::ESRCH;
+                fail(ExecStage::ParentDeath);
+            }
+        }
+        // 3. Join the cgroup before anything else can fork.
+        if let Some(fd) = plan.cgroup_procs {
+            let mut buf = [0u8; 12];
+            let n = format_decimal(libc::getpid() as u32, &mut buf);
+            if libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
+                fail(ExecStage::Cgroup);
+            }
+        }
+        // 4. stdio. Sources are >= 3 (the caller guarantees it), so dup2 cannot clobber a
+        //    source that a later dup2 still needs.
+        for (target, action) in plan.stdio.iter().enumerate() {
+            if let FdAction::Dup(src) = *action {
+                if libc::dup2(src, target as c_int) < 0 {
+                    fail(ExecStage::Stdio);
+                }
+            }
+        }
+        if let Some(cwd) = &plan.cwd {
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                fail(ExecStage::Chdir);
+            }
+        }
+        // 5. Credentials: group first, while we still may.
+        if let Some(gid) = plan.gid {
+            if libc::setgid(gid) != 0 {
+                fail(ExecStage::Setgid);
+            }
+        }
+        if let GroupsAction::Set(list) = &plan.groups {
+            if libc::setgroups(list.len(), list.as_ptr()) != 0 {
+                fail(ExecStage::Setgroups);
+            }
+        }
+        if let Some(uid) = plan.uid {
+            if libc::setuid(uid) != 0 {
+                fail(ExecStage::Setuid);
+            }
+        }
+        // 6. Exec, with execvp's fallback for files without a `#!` line.
+        libc::execve(
+            plan.path.as_ptr(),
+            plan.argv_ptrs.as_ptr(),
+            plan.envp_ptrs.as_ptr(),
+        );
+        if *libc::__errno_location() == libc::ENOEXEC {
+            libc::execve(
+                SH.as_ptr(),
+                plan.sh_argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            );
+        }
+        fail(ExecStage::Exec)
+    }
+}
+
+/// Writes `v` in decimal into `buf` without allocating; returns the length.
+fn format_decimal(mut v: u32, buf: &mut [u8; 12]) -> usize {
+    let mut tmp = [0u8; 12];
+    let mut n = 0;
+    loop {
+        tmp[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[i] = tmp[n - 1 - i];
+    }
+    n
+}
+
+/// Moves `fd` to a number >= 3 if it is one of the standard descriptors, so that a `dup2`
+/// onto 0/1/2 in the child can never overwrite a source still needed.
+pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let moved = rustix::io::fcntl_dupfd_cloexec(&fd, 3)?;
+    Ok(moved)
+}
+
+/// Opens `/dev/null` read-write, close-on-exec, at a descriptor >= 3.
+pub fn open_dev_null() -> io::Result<OwnedFd> {
+    let fd = rustix::fs::open(
+        c"/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    above_stdio(fd)
+}
+
+/// Duplicates standard descriptor `n` (0, 1 or 2) of this process to a close-on-exec
+/// descriptor >= 3, or `None` if it is not open.
+pub fn dup_standard(n: RawFd) -> Option<OwnedFd> {
+    assert!((0..=2).contains(&n));
+    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor number; a closed one fails with EBADF.
+    let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    // SAFETY: on success `fd` is a new descriptor that only we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_formatting() {
+        let mut b = [0u8; 12];
+        let n = format_decimal(0, &mut b);
+        assert_eq!(&b[..n], b"0");
+        let n = format_decimal(4294967295, &mut b);
+        assert_eq!(&b[..n], b"4294967295");
+        let n = format_decimal(120, &mut b);
+        assert_eq!(&b[..n], b"120");
+    }
+}
