@@ -10,3 +10,4 @@ pub mod control;
 pub mod keeper;
 pub mod server;
 pub mod spec;
+pub mod watch;

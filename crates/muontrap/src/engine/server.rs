@@ -14,13 +14,11 @@
 //! unaffected; if the owner dies, every keeper sees end-of-stream and stops its tree.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
-
-use rustix::event::{PollFd, PollFlags};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::control::{Control, Message};
-use super::keeper::{Keeper, KeeperEvent, poll};
+use super::keeper::Keeper;
+use super::watch::{Ending, Lifeline, LifelineEvent, watch};
 use super::spec::LaunchSpec;
 use crate::sys::exec::{self, SpawnError};
 use crate::sys::fdpass;
@@ -126,97 +124,41 @@ fn keep_one(payload: &[u8], control: Control, passed: Vec<OwnedFd>, null: &Owned
     // The command has its copies; ours would keep pipes open past the command's exit.
     drop(passed);
     drop(plan);
-    watch(&mut keeper, &control, spec.delay_to_sigkill, spec.timeout);
+    let ending = watch(
+        &mut keeper,
+        &mut ControlLifeline(&control),
+        spec.delay_to_sigkill,
+        spec.timeout,
+    );
+    let report = match ending {
+        Ending::Exited(s) => Message::Exited(s),
+        Ending::TimedOut(s) => Message::TimedOut(s),
+        // SIGTERM to the keeper itself: the tree was stopped; report like any exit.
+        Ending::Signalled(_, Some(s)) => Message::Exited(s),
+        _ => return 0,
+    };
+    let _ = control.send(report);
     0
 }
 
-/// The library keeper loop: follow owner requests, stop the tree when the owner goes or the
-/// timeout fires, report the exit once the whole tree is gone.
-fn watch(keeper: &mut Keeper, control: &Control, delay: Duration, timeout: Option<Duration>) {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut owner_present = true;
-    let mut detached = false;
-    let mut timed_out = false;
-    loop {
-        if let Some(status) = keeper.main_status() {
-            if detached {
-                // Nobody to report to and nothing to stop: just reap until the tree is gone.
-                while keeper.tree_alive() {
-                    wait_fd(keeper, None);
-                }
-                return;
-            }
-            keeper.stop_tree(delay);
-            let msg = if timed_out {
-                Message::TimedOut(status)
-            } else {
-                Message::Exited(status)
-            };
-            let _ = control.send(msg);
-            return;
-        }
-        let timeout_left = if detached {
-            None
-        } else {
-            deadline.map(|d| d.saturating_duration_since(Instant::now()))
-        };
-        if timeout_left == Some(Duration::ZERO) {
-            timed_out = true;
-            keeper.stop_tree(delay);
-            continue;
-        }
-        let (control_ready, signal_ready) = {
-            let sigfd = keeper.signal_fd();
-            let mut fds = vec![PollFd::from_borrowed_fd(sigfd, PollFlags::IN)];
-            if owner_present {
-                fds.push(PollFd::new(control, PollFlags::IN));
-            }
-            let _ = poll(&mut fds, timeout_left);
-            let c = fds.get(1).is_some_and(|f| !f.revents().is_empty());
-            (c, !fds[0].revents().is_empty())
-        };
-        if signal_ready {
-            for ev in keeper.events().unwrap_or_default() {
-                if let KeeperEvent::Signal(_) = ev {
-                    // SIGTERM to the keeper itself: graceful stop, then report.
-                    keeper.stop_tree(delay);
-                }
-            }
-        }
-        if control_ready {
-            match control.recv(false) {
-                Ok(Some(Message::Signal(s))) => {
-                    let _ = keeper.signal_main(s);
-                }
-                Ok(Some(Message::Terminate)) => {
-                    keeper.stop_tree(delay);
-                }
-                Ok(Some(Message::Kill)) => {
-                    keeper.stop_tree(Duration::ZERO);
-                }
-                Ok(Some(Message::Detach)) => {
-                    detached = true;
-                    owner_present = false;
-                }
-                Ok(Some(_)) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Ok(None) | Err(_) => {
-                    // The owner is gone (dropped, exited, crashed or killed).
-                    owner_present = false;
-                    if !detached {
-                        keeper.stop_tree(delay);
-                    }
-                }
-            }
-        }
-        if !owner_present && !detached && !keeper.tree_alive() {
-            return;
+/// The library's lifeline: the command's control socket.
+struct ControlLifeline<'a>(&'a Control);
+
+impl Lifeline for ControlLifeline<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    fn ready(&mut self) -> LifelineEvent {
+        match self.0.recv(false) {
+            Ok(Some(Message::Signal(s))) => LifelineEvent::Signal(s),
+            Ok(Some(Message::Terminate)) => LifelineEvent::Terminate,
+            Ok(Some(Message::Kill)) => LifelineEvent::Kill,
+            Ok(Some(Message::Detach)) => LifelineEvent::Detach,
+            Ok(Some(_)) => LifelineEvent::Nothing,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => LifelineEvent::Nothing,
+            // End of stream: the owner dropped the handle, exited, crashed or was killed.
+            Ok(None) | Err(_) => LifelineEvent::Gone,
         }
     }
-}
-
-fn wait_fd(keeper: &mut Keeper, timeout: Option<Duration>) {
-    let mut fds = [PollFd::from_borrowed_fd(keeper.signal_fd(), PollFlags::IN)];
-    let _ = poll(&mut fds, timeout);
-    let _ = keeper.events();
 }
