@@ -434,8 +434,11 @@ impl Command {
         }
     }
 
-    /// Validates and resolves everything that can fail because of bad input.
-    fn resolve(&self) -> Result<LaunchSpec> {
+    /// Validates and resolves everything that can fail because of bad input (program lookup
+    /// in `PATH`, NUL bytes, environment names, user and group names, the directory) into a
+    /// [`LaunchSpec`] with all stdio inherited. For faces that are their own keeper
+    /// (`muontrap run`, the port helper); [`Command::spawn`] calls it too.
+    pub fn resolve(&self) -> Result<LaunchSpec> {
         no_nul("the program name", &self.program)?;
         for a in &self.args {
             no_nul("an argument", a)?;

@@ -18,8 +18,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use super::control::{Control, Message};
 use super::keeper::Keeper;
-use super::watch::{Ending, Lifeline, LifelineEvent, watch};
 use super::spec::LaunchSpec;
+use super::watch::{Ending, Lifeline, LifelineEvent, watch};
 use crate::sys::exec::{self, SpawnError};
 use crate::sys::fdpass;
 use crate::sys::process::{self, Forked};
@@ -54,6 +54,7 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
     ])?;
     signals::unblock_all()?;
     let null = exec::open_dev_null()?;
+    process::set_name(c"mt-keeper-srv");
     // Tell the owner the hook ran and we are a keeper server, not its program.
     fdpass::send_with_fds(sock.as_fd(), b"K", &[])?;
     loop {
@@ -101,6 +102,7 @@ fn keep_one(payload: &[u8], control: Control, passed: Vec<OwnedFd>, null: &Owned
     };
     // Our stdin was the server socket; nobody should see it.
     let _ = process::redirect(null, 0);
+    process::set_name(c"mt-keeper");
     let spec = match LaunchSpec::decode(payload) {
         Ok(s) => s,
         Err(e) => return fail(0, &e),

@@ -70,3 +70,36 @@ pub fn tokio_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(io::Error::from)
 }
+
+/// Resource usage of all waited-for descendants (`getrusage(RUSAGE_CHILDREN)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildrenUsage {
+    /// User CPU time, microseconds.
+    pub user_us: u64,
+    /// System CPU time, microseconds.
+    pub system_us: u64,
+    /// Largest resident set size of any one descendant, KiB.
+    pub max_rss_kib: u64,
+}
+
+/// Usage of every descendant this process (and, transitively, its descendants) has reaped.
+pub fn children_usage() -> io::Result<ChildrenUsage> {
+    // SAFETY: rusage is plain data; getrusage fills it in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Ok(ChildrenUsage {
+        user_us: us(ru.ru_utime),
+        system_us: us(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+    })
+}
+
+/// Names the calling thread (what `ps` and `/proc/<pid>/comm` show), at most 15 bytes.
+pub fn set_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of which the kernel copies 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+}
