@@ -517,7 +517,7 @@ impl Command {
         })
     }
 
-    fn resolve_credentials(&self) -> Result<(Option<u32>, Option<u32>, Option<Vec<u32>>)> {
+    fn resolve_credentials(&self) -> Result<Credentials> {
         let lookup_group = |g: &Group| -> Result<u32> {
             match g {
                 Group::Id(id) => Ok(*id),
@@ -567,6 +567,9 @@ impl Command {
         Ok((uid, gid, groups))
     }
 }
+
+/// Resolved uid, primary gid and supplementary groups.
+type Credentials = (Option<u32>, Option<u32>, Option<Vec<u32>>);
 
 enum StdioKindDefault {
     Inherit,

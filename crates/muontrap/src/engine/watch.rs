@@ -82,9 +82,11 @@ pub fn watch(
                 _ => Ending::Exited(status),
             };
         }
-        if stopped_by.is_some() && !keeper.tree_alive() {
-            // Stopped, and the main process was not ours to reap (should not happen).
-            return stopped_by.expect("checked");
+        if let Some(ending) = stopped_by {
+            if !keeper.tree_alive() {
+                // Stopped, and the main process was not ours to reap (should not happen).
+                return ending;
+            }
         }
         let left = if attached {
             deadline.map(|d| d.saturating_duration_since(Instant::now()))
