@@ -29,6 +29,9 @@ use crate::sys::signals::{self, SignalFd};
 /// uninterruptible sleep cannot be reaped any faster; we never loop forever).
 const KILL_PHASE_BOUND: Duration = Duration::from_secs(10);
 
+/// Least time between two walks of the tree while waiting for SIGTERM to work.
+const REWALK_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Owns one command tree. Create one per keeper process.
 #[derive(Debug)]
 pub struct Keeper {
@@ -168,13 +171,21 @@ impl Keeper {
         }
         if !grace.is_zero() {
             let deadline = Instant::now() + grace;
+            // Members already sent SIGTERM: not pinned or signalled again, but still walked
+            // below, since a process that ignores SIGTERM may keep forking.
             let mut termed: HashSet<i32> = HashSet::new();
+            // Every SIGCHLD wakes us to check for an empty tree (one cheap waitpid); the walk
+            // for members forked meanwhile is rate-limited, or a deep chain dying one level at
+            // a time would cost a full walk per level.
+            let mut next_walk = Instant::now();
             loop {
-                for m in self.procfs.pin_descendants(self.me) {
-                    if termed.insert(m.pid) {
+                if Instant::now() >= next_walk {
+                    for m in self.procfs.pin_new(self.me, &termed, true) {
                         let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGTERM);
                         let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGCONT);
+                        termed.insert(m.pid);
                     }
+                    next_walk = Instant::now() + REWALK_INTERVAL;
                 }
                 if !self.reap() {
                     return 0;
@@ -189,18 +200,23 @@ impl Keeper {
             }
         }
         let bound = Instant::now() + KILL_PHASE_BOUND;
+        // A SIGKILLed process cannot fork any more (the kernel aborts a fork with a fatal
+        // signal pending) and its live children are re-parented to us, so each sweep pins
+        // only processes not killed yet and does not walk below killed ones.
+        let mut killed: HashSet<i32> = HashSet::new();
         loop {
-            let members = self.procfs.pin_descendants(self.me);
-            for m in &members {
+            for m in self.procfs.pin_new(self.me, &killed, false) {
                 let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
+                killed.insert(m.pid);
             }
             if !self.reap() {
                 return 0;
             }
             let now = Instant::now();
             if now >= bound {
-                tracing::warn!(left = members.len(), "processes survived the SIGKILL sweep");
-                return members.len().max(1);
+                let left = self.procfs.descendants(self.me).len();
+                tracing::warn!(left, "processes survived the SIGKILL sweep");
+                return left.max(1);
             }
             // SIGCHLD wakes us when the last child goes; the short cap re-sweeps members forked
             // by processes that had not been killed yet.

@@ -57,42 +57,104 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
     process::set_name(c"mt-keeper-srv");
     // Tell the owner the hook ran and we are a keeper server, not its program.
     fdpass::send_with_fds(sock.as_fd(), b"K", &[])?;
+    // A spare keeper is forked *before* each request arrives, so a spawn does not wait for a
+    // fork: the request is handed to the spare, and the next spare is forked while the
+    // command starts (on another core, if there is one).
+    let mut spare: Option<OwnedFd> = None;
     loop {
-        let mut hdr = [0u8; 4];
-        let (n, mut fds) = fdpass::recv_with_fds(sock.as_fd(), &mut hdr)?;
-        if n == 0 {
+        if spare.is_none() {
+            spare = fork_spare(&null).ok();
+        }
+        let Some((payload, fds)) = read_request(&sock)? else {
             return Ok(()); // the owner is gone
+        };
+        let handed = spare.take().is_some_and(|to_spare| {
+            let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+            fdpass::send_with_fds(to_spare.as_fd(), &frame(&payload), &borrowed).is_ok()
+        });
+        if handed {
+            continue; // our copies of the command's descriptors close here
         }
-        fdpass::read_exact(&sock, &mut hdr[n..])?;
-        let len = u32::from_le_bytes(hdr) as usize;
-        if len > MAX_SPEC || fds.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request"));
-        }
-        let mut payload = vec![0u8; len];
-        fdpass::read_exact(&sock, &mut payload)?;
-        let control = fds.remove(0);
-        // The server is single-threaded (it runs before the host program's `main` and starts
-        // no threads), so the forked keeper may run ordinary code.
+        // No spare (fork failed earlier, or it died): fork a keeper for this request now.
         match process::fork_keeper() {
             Ok(Forked::Child) => {
-                drop(sock);
-                let code = keep_one(&payload, Control::from_fd(control), fds, &null);
-                process::exit_now(code)
+                let keeper = Keeper::new(&[libc::SIGTERM]);
+                process::exit_now(keep_one(keeper, &payload, fds, &null))
             }
             Ok(Forked::Parent(_)) => {}
             Err(e) => {
-                let _ = Control::from_fd(control).send(Message::Failed {
-                    stage: 0,
-                    errno: e.raw_os_error().unwrap_or(0),
-                });
+                if let Some(control) = fds.into_iter().next() {
+                    let _ = Control::from_fd(control).send(Message::Failed {
+                        stage: 0,
+                        errno: e.raw_os_error().unwrap_or(0),
+                    });
+                }
             }
         }
-        // Parent: our copies of the command's descriptors close here.
+    }
+}
+
+/// A request on the wire: a little-endian length, then the encoded spec.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(4 + payload.len());
+    msg.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    msg.extend_from_slice(payload);
+    msg
+}
+
+/// Reads one framed request and its descriptors (the control socket first). `None` at
+/// end-of-stream.
+fn read_request(sock: &OwnedFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut hdr = [0u8; 4];
+    let (n, fds) = fdpass::recv_with_fds(sock.as_fd(), &mut hdr)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    fdpass::read_exact(sock, &mut hdr[n..])?;
+    let len = u32::from_le_bytes(hdr) as usize;
+    if len > MAX_SPEC || fds.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request"));
+    }
+    let mut payload = vec![0u8; len];
+    fdpass::read_exact(sock, &mut payload)?;
+    Ok(Some((payload, fds)))
+}
+
+/// Forks a keeper that prepares itself (subreaper, signalfd) and then waits for one request
+/// on a socket from the server. Returns the server's end.
+fn fork_spare(null: &OwnedFd) -> io::Result<OwnedFd> {
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // The server is single-threaded (it runs before the host program's `main` and starts no
+    // threads), so the forked keeper may run ordinary code.
+    match process::fork_keeper()? {
+        Forked::Child => {
+            drop(ours);
+            // Our stdin is the server's socket to the owner: not ours to hold.
+            let _ = process::redirect(null, 0);
+            let keeper = Keeper::new(&[libc::SIGTERM]);
+            let code = match read_request(&theirs) {
+                Ok(Some((payload, fds))) => keep_one(keeper, &payload, fds, null),
+                _ => 0, // the server went away before using us
+            };
+            process::exit_now(code)
+        }
+        Forked::Parent(_) => Ok(ours),
     }
 }
 
 /// The keeper of one command, in a process forked from the server. Returns the exit code.
-fn keep_one(payload: &[u8], control: Control, passed: Vec<OwnedFd>, null: &OwnedFd) -> i32 {
+fn keep_one(
+    keeper: io::Result<Keeper>,
+    payload: &[u8],
+    mut passed: Vec<OwnedFd>,
+    null: &OwnedFd,
+) -> i32 {
+    let control = Control::from_fd(passed.remove(0));
     let fail = |stage: u32, e: &io::Error| {
         let _ = control.send(Message::Failed {
             stage,
@@ -107,7 +169,7 @@ fn keep_one(payload: &[u8], control: Control, passed: Vec<OwnedFd>, null: &Owned
         Ok(s) => s,
         Err(e) => return fail(0, &e),
     };
-    let mut keeper = match Keeper::new(&[libc::SIGTERM]) {
+    let mut keeper = match keeper {
         Ok(k) => k,
         Err(e) => return fail(0, &e),
     };

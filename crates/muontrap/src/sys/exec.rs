@@ -202,15 +202,34 @@ pub fn spawn(plan: &ExecPlan) -> Result<i32, SpawnError> {
     let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SpawnError::Setup(e.into()))?;
     let parent = rustix::process::getpid().as_raw_nonzero().get();
-    // SAFETY: fork(2) has no memory-safety preconditions. In the child we only call
-    // async-signal-safe functions (see `child_after_fork`) on data prepared before the fork.
-    let pid = unsafe { libc::fork() };
+    // vfork-style: the child shares our memory and runs on its own stack until it execs, and
+    // we are suspended until then (CLONE_VFORK). No page tables are copied, which is what
+    // makes spawning from the keeper cheap; it is safe because the child only makes
+    // async-signal-safe calls on data prepared before the clone (glibc's posix_spawn works
+    // the same way). The stack is heap memory that outlives the child's use of it: we do not
+    // return (or free it) before the child has exec'd or exited.
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    let args = ChildArgs {
+        plan,
+        err_fd: err_write.as_raw_fd(),
+        parent,
+    };
+    // The stack grows down; the ABI wants 16-byte alignment.
+    let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
+    // SAFETY: `child_entry` receives a pointer to `args`, alive until clone returns (the
+    // parent is suspended until the child execs or exits); `top` is the aligned end of a live,
+    // writable buffer; SIGCHLD as exit signal makes it an ordinary waitable child.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&args as *const ChildArgs<'_>).cast_mut().cast(),
+        )
+    };
+    drop(stack);
     if pid < 0 {
         return Err(SpawnError::Setup(io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        // SAFETY: we are the freshly forked child; `child_after_fork` never returns.
-        unsafe { child_after_fork(plan, err_write.as_raw_fd(), parent) }
     }
     drop(err_write);
     let mut report = [0u8; 8];
@@ -239,6 +258,22 @@ pub fn spawn(plan: &ExecPlan) -> Result<i32, SpawnError> {
     }))
 }
 
+/// Stack for the vfork-style child (it only runs the setup below before exec).
+const CHILD_STACK_SIZE: usize = 64 * 1024;
+
+struct ChildArgs<'a> {
+    plan: &'a ExecPlan,
+    err_fd: RawFd,
+    parent: i32,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` points to the `ChildArgs` that `spawn` keeps alive while we run.
+    let args = unsafe { &*(arg as *const ChildArgs<'_>) };
+    // SAFETY: we are the new child; `child_after_fork` never returns.
+    unsafe { child_after_fork(args.plan, args.err_fd, args.parent) }
+}
+
 /// Why [`spawn`] failed.
 #[derive(Debug)]
 pub enum SpawnError {
@@ -248,10 +283,11 @@ pub enum SpawnError {
     Child(ExecFailure),
 }
 
-/// The child side. Only async-signal-safe calls; never returns.
+/// The child side. Only async-signal-safe calls; never returns. It runs in our address
+/// space (vfork-style), so it must not allocate, lock, unwind or return.
 ///
 /// # Safety
-/// Must be called only in a freshly forked child.
+/// Must be called only in a freshly cloned child.
 unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
     let fail = |stage: ExecStage| -> ! {
         let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);

@@ -81,6 +81,13 @@ impl ProcFs {
 
     /// Every descendant of `root` as `(pid, parent)` pairs, parents before children.
     pub fn descendants(&self, root: i32) -> Vec<(i32, i32)> {
+        self.descendants_where(root, |_| true)
+    }
+
+    /// Like [`ProcFs::descendants`], but the children of a process are read only if
+    /// `descend(pid)` is true. (A SIGKILLed process can no longer fork, and its live children
+    /// are re-parented to the subreaper, so a kill sweep need not look below it.)
+    pub fn descendants_where(&self, root: i32, descend: impl Fn(i32) -> bool) -> Vec<(i32, i32)> {
         let mut out = Vec::new();
         let mut queue = vec![root];
         let mut seen = HashSet::new();
@@ -101,7 +108,9 @@ impl ProcFs {
             for k in kids {
                 if seen.insert(k) {
                     out.push((k, parent));
-                    queue.push(k);
+                    if descend(k) {
+                        queue.push(k);
+                    }
                 }
             }
         }
@@ -124,10 +133,12 @@ impl ProcFs {
         map
     }
 
-    /// Pins every current descendant of `root` whose parent is confirmed after pinning.
-    pub fn pin_descendants(&self, root: i32) -> Vec<Pinned> {
-        self.descendants(root)
+    /// Pins every current descendant of `root` that is not in `known`, confirming its parent
+    /// after pinning. Below a known process the walk continues only if `descend_known`.
+    pub fn pin_new(&self, root: i32, known: &HashSet<i32>, descend_known: bool) -> Vec<Pinned> {
+        self.descendants_where(root, |p| descend_known || !known.contains(&p))
             .into_iter()
+            .filter(|(pid, _)| !known.contains(pid))
             .filter_map(|(pid, parent)| self.pin(pid, parent))
             .collect()
     }
