@@ -13,10 +13,15 @@
 //! socket, not the server, is the command's lifeline. If the server dies, running keepers are
 //! unaffected; if the owner dies, every keeper sees end-of-stream and stops its tree.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll;
+
 use super::control::{Control, Message};
+use crate::cgroup::plan::CGROUP_STAGE_BASE;
 use super::keeper::Keeper;
 use super::spec::LaunchSpec;
 use super::watch::{Ending, Lifeline, LifelineEvent, watch};
@@ -57,40 +62,130 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
     process::set_name(c"mt-keeper-srv");
     // Tell the owner the hook ran and we are a keeper server, not its program.
     fdpass::send_with_fds(sock.as_fd(), b"K", &[])?;
-    // A spare keeper is forked *before* each request arrives, so a spawn does not wait for a
-    // fork: the request is handed to the spare, and the next spare is forked while the
-    // command starts (on another core, if there is one).
-    let mut spare: Option<OwnedFd> = None;
+    let mut pool = Pool::new(&sock)?;
     loop {
-        if spare.is_none() {
-            spare = fork_spare(&null).ok();
-        }
-        let Some((payload, fds)) = read_request(&sock)? else {
-            return Ok(()); // the owner is gone
-        };
-        let handed = spare.take().is_some_and(|to_spare| {
-            let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-            fdpass::send_with_fds(to_spare.as_fd(), &frame(&payload), &borrowed).is_ok()
-        });
-        if handed {
-            continue; // our copies of the command's descriptors close here
-        }
-        // No spare (fork failed earlier, or it died): fork a keeper for this request now.
-        match process::fork_keeper() {
-            Ok(Forked::Child) => {
-                let keeper = Keeper::new(&[libc::SIGTERM]);
-                process::exit_now(keep_one(keeper, &payload, fds, &null))
+        if pool.idle.is_empty() {
+            // Fork ahead, so the next request does not wait for a fork.
+            if let Ok(k) = fork_keeper_process(&null) {
+                pool.idle.push(k);
             }
-            Ok(Forked::Parent(_)) => {}
-            Err(e) => {
-                if let Some(control) = fds.into_iter().next() {
-                    let _ = Control::from_fd(control).send(Message::Failed {
-                        stage: 0,
-                        errno: e.raw_os_error().unwrap_or(0),
-                    });
+        }
+        for ready in pool.wait()? {
+            match ready {
+                Ready::Owner => {
+                    let Some((payload, fds)) = read_request(&sock)? else {
+                        return Ok(()); // the owner is gone
+                    };
+                    pool.dispatch(&payload, fds, &null);
                 }
+                Ready::Keeper(fd) => pool.keeper_ready(fd),
             }
         }
+    }
+}
+
+/// Keepers are reused: one that has finished its command (its tree gone, everything reaped)
+/// tells the server over its socket and waits for the next request, so a steady stream of
+/// spawns costs no fork and no process exit. At most [`MAX_IDLE`] wait; extra ones exit.
+const MAX_IDLE: usize = 8;
+
+struct Pool {
+    epoll: OwnedFd,
+    /// Keepers waiting for a request (their sockets are not in the epoll set).
+    idle: Vec<OwnedFd>,
+    /// Keepers running a command, by descriptor number (in the epoll set).
+    busy: HashMap<RawFd, OwnedFd>,
+    events: Vec<epoll::Event>,
+}
+
+enum Ready {
+    Owner,
+    Keeper(RawFd),
+}
+
+const OWNER: u64 = u64::MAX;
+
+impl Pool {
+    fn new(owner: &OwnedFd) -> io::Result<Pool> {
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&ep, owner, epoll::EventData::new_u64(OWNER), epoll::EventFlags::IN)?;
+        Ok(Pool {
+            epoll: ep,
+            idle: Vec::new(),
+            busy: HashMap::new(),
+            events: Vec::with_capacity(64),
+        })
+    }
+
+    /// Waits for the owner or a keeper; keepers first, so a keeper that just became free
+    /// serves the request that arrived at the same time.
+    fn wait(&mut self) -> io::Result<Vec<Ready>> {
+        self.events.clear();
+        match epoll::wait(&self.epoll, spare_capacity(&mut self.events), None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut out: Vec<Ready> = self
+            .events
+            .iter()
+            .map(|e| e.data.u64())
+            .filter(|&d| d != OWNER)
+            .map(|d| Ready::Keeper(d as RawFd))
+            .collect();
+        if self.events.iter().any(|e| e.data.u64() == OWNER) {
+            out.push(Ready::Owner);
+        }
+        Ok(out)
+    }
+
+    /// Hands a request to an idle keeper, or to a freshly forked one.
+    fn dispatch(&mut self, payload: &[u8], fds: Vec<OwnedFd>, null: &OwnedFd) {
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        while let Some(k) = self.idle.pop() {
+            if fdpass::send_with_fds(k.as_fd(), &frame(payload), &borrowed).is_ok() {
+                self.make_busy(k);
+                return; // our copies of the command's descriptors close here
+            }
+        }
+        match fork_keeper_process(null) {
+            Ok(k) if fdpass::send_with_fds(k.as_fd(), &frame(payload), &borrowed).is_ok() => {
+                self.make_busy(k)
+            }
+            Ok(_) => fail_request(fds, libc::EPIPE),
+            Err(e) => fail_request(fds, e.raw_os_error().unwrap_or(libc::EAGAIN)),
+        }
+    }
+
+    fn make_busy(&mut self, k: OwnedFd) {
+        let raw = k.as_raw_fd();
+        if epoll::add(&self.epoll, &k, epoll::EventData::new_u64(raw as u64), epoll::EventFlags::IN)
+            .is_ok()
+        {
+            self.busy.insert(raw, k);
+        }
+        // If it cannot be watched, dropping it makes the keeper exit after its command.
+    }
+
+    /// A busy keeper wrote "free" (or died): park it, or let it go.
+    fn keeper_ready(&mut self, raw: RawFd) {
+        let Some(k) = self.busy.remove(&raw) else {
+            return;
+        };
+        let _ = epoll::delete(&self.epoll, &k);
+        let mut byte = [0u8; 1];
+        let free = matches!(rustix::io::read(&k, &mut byte), Ok(1)) && byte[0] == FREE;
+        if free && self.idle.len() < MAX_IDLE {
+            self.idle.push(k);
+        }
+    }
+}
+
+/// What a keeper writes to the server when it can take another command.
+const FREE: u8 = b'F';
+
+fn fail_request(fds: Vec<OwnedFd>, errno: i32) {
+    if let Some(control) = fds.into_iter().next() {
+        let _ = Control::from_fd(control).send(Message::Failed { stage: 0, errno });
     }
 }
 
@@ -120,9 +215,10 @@ fn read_request(sock: &OwnedFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     Ok(Some((payload, fds)))
 }
 
-/// Forks a keeper that prepares itself (subreaper, signalfd) and then waits for one request
-/// on a socket from the server. Returns the server's end.
-fn fork_spare(null: &OwnedFd) -> io::Result<OwnedFd> {
+/// Forks a keeper process. It serves one request at a time from its socket to the server and,
+/// after each command whose tree is entirely gone, reports itself free for the next one.
+/// Returns the server's end of the socket.
+fn fork_keeper_process(null: &OwnedFd) -> io::Result<OwnedFd> {
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -134,37 +230,41 @@ fn fork_spare(null: &OwnedFd) -> io::Result<OwnedFd> {
     match process::fork_keeper()? {
         Forked::Child => {
             drop(ours);
-            // Our stdin is the server's socket to the owner: not ours to hold.
+            // Our stdin is the server's socket to the owner, and the server's other keeper
+            // sockets are close-on-exec but still open here: neither is ours to hold.
             let _ = process::redirect(null, 0);
-            let keeper = Keeper::new(&[libc::SIGTERM]);
-            let code = match read_request(&theirs) {
-                Ok(Some((payload, fds))) => keep_one(keeper, &payload, fds, null),
-                _ => 0, // the server went away before using us
-            };
-            process::exit_now(code)
+            process::close_inherited_except(&[null.as_raw_fd(), theirs.as_raw_fd()]);
+            process::set_name(c"mt-keeper");
+            loop {
+                let Ok(Some((payload, fds))) = read_request(&theirs) else {
+                    process::exit_now(0); // the server went away, or let us go
+                };
+                let reusable = keep_one(Keeper::new(&[libc::SIGTERM]), &payload, fds, null);
+                if !reusable || fdpass::send_with_fds(theirs.as_fd(), &[FREE], &[]).is_err() {
+                    process::exit_now(0);
+                }
+            }
         }
         Forked::Parent(_) => Ok(ours),
     }
 }
 
 /// The keeper of one command, in a process forked from the server. Returns the exit code.
+/// Returns whether this process can be reused: the tree is gone and nothing is left over.
 fn keep_one(
     keeper: io::Result<Keeper>,
     payload: &[u8],
     mut passed: Vec<OwnedFd>,
     null: &OwnedFd,
-) -> i32 {
+) -> bool {
     let control = Control::from_fd(passed.remove(0));
     let fail = |stage: u32, e: &io::Error| {
         let _ = control.send(Message::Failed {
             stage,
             errno: e.raw_os_error().unwrap_or(libc::EINVAL),
         });
-        1
+        false
     };
-    // Our stdin was the server socket; nobody should see it.
-    let _ = process::redirect(null, 0);
-    process::set_name(c"mt-keeper");
     let spec = match LaunchSpec::decode(payload) {
         Ok(s) => s,
         Err(e) => return fail(0, &e),
@@ -173,11 +273,23 @@ fn keep_one(
         Ok(k) => k,
         Err(e) => return fail(0, &e),
     };
+    // The cgroup is created here, in the keeper, so that it is removed even if the owner is
+    // SIGKILLed; a failed step removes what was created and is reported by its index.
+    let cgroup = match spec.cgroup.as_ref().map(|c| c.create()).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            let errno = io::Error::from_raw_os_error(e.error.raw_os_error());
+            return fail(CGROUP_STAGE_BASE + e.step as u32, &errno);
+        }
+    };
     let raw: Vec<RawFd> = passed.iter().map(|f| f.as_raw_fd()).collect();
-    let plan = match spec.exec_plan(&raw, null.as_raw_fd()) {
+    let mut plan = match spec.exec_plan(&raw, null.as_raw_fd()) {
         Ok(p) => p,
         Err(e) => return fail(0, &e),
     };
+    if let Some(cg) = &cgroup {
+        plan.join_cgroups(&cg.join_fds());
+    }
     match keeper.spawn(&plan) {
         Ok(pid) => {
             let _ = control.send(Message::Spawned(pid));
@@ -188,21 +300,29 @@ fn keep_one(
     // The command has its copies; ours would keep pipes open past the command's exit.
     drop(passed);
     drop(plan);
+    if let Some(cg) = cgroup {
+        keeper.adopt_cgroup(cg);
+    }
     let ending = watch(
         &mut keeper,
         &mut ControlLifeline(&control),
         spec.delay_to_sigkill,
         spec.timeout,
     );
+    // Empty and remove the cgroup before the owner hears of the end.
+    keeper.release_cgroup();
     let report = match ending {
         Ending::Exited(s) => Message::Exited(s),
         Ending::TimedOut(s) => Message::TimedOut(s),
         // SIGTERM to the keeper itself: the tree was stopped; report like any exit.
         Ending::Signalled(_, Some(s)) => Message::Exited(s),
-        _ => return 0,
+        // Asked to stop: do the job, then leave.
+        Ending::Signalled(_, None) => return false,
+        Ending::OwnerGone(_) | Ending::Detached => return !keeper.tree_alive(),
     };
+    let signalled = matches!(ending, Ending::Signalled(..));
     let _ = control.send(report);
-    0
+    !signalled && !keeper.tree_alive()
 }
 
 /// The library's lifeline: the command's control socket.

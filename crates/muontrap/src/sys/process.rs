@@ -2,7 +2,7 @@
 //! descriptor plumbing, and (with tokio) readiness registration.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Result of [`fork_keeper`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,4 +102,33 @@ pub fn children_usage() -> io::Result<ChildrenUsage> {
 pub fn set_name(name: &std::ffi::CStr) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of which the kernel copies 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+}
+
+/// Puts a descriptor into non-blocking mode (`O_NONBLOCK`), as a reactor needs: a read after
+/// a readiness event that turns out spurious must return `EAGAIN`, not block the runtime.
+/// See fcntl(2).
+pub fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// Closes every descriptor >= 3 except `keep`. For a keeper forked from the server, which
+/// inherits the server's sockets to the owner and to other keepers: holding those would hide
+/// the server's exit from the other keepers.
+pub fn close_inherited_except(keep: &[RawFd]) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing descriptors we inherited and nothing in this process owns (the fd of
+        // the directory listing is already closed, and a descriptor that no longer exists
+        // just fails with EBADF).
+        unsafe { libc::close(fd) };
+    }
 }
