@@ -16,7 +16,7 @@
 //! stderr; stdout and stderr share one pipe when both are captured, which keeps their order.
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -215,6 +215,21 @@ fn capture_plan(mode: CaptureMode) -> io::Result<(Option<OwnedFd>, StdioPlan)> {
     })
 }
 
+/// Writes all of `data` to fd 1 (the port) directly: no `std` buffering between the command's
+/// output and the BEAM, and no lock.
+fn write_port(mut data: &[u8]) -> io::Result<()> {
+    let stdout = io::stdout();
+    while !data.is_empty() {
+        match rustix::io::write(stdout.as_fd(), data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Why the relay stopped waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -345,11 +360,7 @@ impl Relay {
             }
             Ok(n) => {
                 self.avail -= n;
-                io::stdout()
-                    .lock()
-                    .write_all(&self.buf[..n])
-                    .and_then(|()| io::stdout().flush())
-                    .map_err(|_| Stop::WriteFailed)
+                write_port(&self.buf[..n]).map_err(|_| Stop::WriteFailed)
             }
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(()),
             Err(_) => {
