@@ -14,6 +14,14 @@
 //! cannot hang the helper; deadlines use a monotonic clock; a closed stdin (POLLNVAL) counts
 //! as the port closing instead of spinning; a missing or non-executable program is reported on
 //! stderr; stdout and stderr share one pipe when both are captured, which keeps their order.
+//!
+//! cgroups (spec section 5), with the fixes of 10.5 and 10.7: `-g` keeps the contract's
+//! checks and messages (cgroup v2 at `/sys/fs/cgroup` is required, so a hybrid machine still
+//! gets "cgroup v2 unified hierarchy not detected"); every write is checked, a failed setup
+//! removes what it created, the command joins before exec and a failed join is an error, and
+//! teardown (`cgroup.kill`, then a bounded sweep) is the library's. The extension flags
+//! (`--cgroup-base`, `--memory-max`, …) use the library's layout detection and work on v1 and
+//! hybrid machines too.
 
 use std::ffi::OsString;
 use std::io;
@@ -23,6 +31,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use muontrap::Command;
+use muontrap::cgroup::CgroupError;
 use muontrap::engine::keeper::{Keeper, KeeperEvent, poll};
 use muontrap::engine::spec::{LaunchSpec, StdioSpec};
 use muontrap::sys::exec::{self, SpawnError};
@@ -33,6 +42,7 @@ use crate::port_args::{
     CaptureMode, Credentials, PortArgs, PortArgsError, PortCommand, SystemAccounts,
     parse_port_args, usage,
 };
+use crate::run::Launch;
 
 /// How long the final acknowledgement wait may stay idle (the C helper's 10 s per poll).
 const ACK_IDLE: Duration = Duration::from_secs(10);
@@ -80,19 +90,15 @@ fn fail_args(e: &PortArgsError) -> ExitCode {
 }
 
 fn run(a: &PortArgs) -> Result<ExitCode, String> {
-    if a.cgroup.group_path.is_some() {
-        if rustix::fs::access(
+    // Spec 2.5 check 6, kept as is: `-g` means cgroup v2 at /sys/fs/cgroup.
+    if a.cgroup.group_path.is_some()
+        && rustix::fs::access(
             "/sys/fs/cgroup/cgroup.controllers",
             rustix::fs::Access::READ_OK,
         )
         .is_err()
-        {
-            return Err("cgroup v2 unified hierarchy not detected at /sys/fs/cgroup.\nMuonTrap requires cgroup v2. See the MuonTrap docs for setup.".into());
-        }
-        return Err("cgroup placement (-g/-c/-s) is not supported by this muontrap yet".into());
-    }
-    if a.cgroup.limits != Default::default() {
-        return Err("cgroup limits are not supported by this muontrap yet".into());
+    {
+        return Err("cgroup v2 unified hierarchy not detected at /sys/fs/cgroup.\nMuonTrap requires cgroup v2. See the MuonTrap docs for setup.".into());
     }
     let mut spec = launch_spec(a)?;
     let (capture, stdio) = capture_plan(a.capture).map_err(|e| format!("pipe: {e}"))?;
@@ -101,13 +107,14 @@ fn run(a: &PortArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot become a keeper: {e}"))?;
     let null = exec::open_dev_null().map_err(|e| format!("Can't open /dev/null: {e}"))?;
     let raw: Vec<i32> = stdio.passed.iter().map(|f| f.as_raw_fd()).collect();
-    let plan = spec
+    let mut plan = spec
         .exec_plan(&raw, null.as_raw_fd())
         .map_err(|e| e.to_string())?;
-    match keeper.spawn(&plan) {
+    match crate::run::spawn_contained(&mut keeper, &spec, &mut plan) {
         Ok(_) => {}
-        Err(SpawnError::Setup(e)) => return Err(format!("fork: {e}")),
-        Err(SpawnError::Child(f)) => {
+        Err(Launch::Cgroup(e)) => return Err(cgroup_message(a, &e)),
+        Err(Launch::Spawn(SpawnError::Setup(e))) => return Err(format!("fork: {e}")),
+        Err(Launch::Spawn(SpawnError::Child(f))) => {
             return Err(format!(
                 "cannot start '{}' while {}: {}",
                 a.program.to_string_lossy(),
@@ -134,7 +141,23 @@ fn launch_spec(a: &PortArgs) -> Result<LaunchSpec, String> {
     if let Some(arg0) = &a.arg0 {
         cmd.arg0(arg0);
     }
-    let mut spec = cmd.resolve().map_err(|e| e.to_string())?;
+    crate::run::apply_cgroup_flags(&mut cmd, &a.cgroup.limits)?;
+    if let Some(group) = &a.cgroup.group_path {
+        // `-g` is relative to /sys/fs/cgroup (a plain string join in the C helper).
+        cmd.cgroup_path(group.trim_start_matches("./"));
+        let mut limits = cmd.get_cgroup_limits().clone();
+        for c in a.cgroup.controllers_in_apply_order() {
+            limits.controller(c);
+        }
+        for (_, setting) in a.cgroup.settings_in_apply_order() {
+            limits.set(&setting.key, &setting.value);
+        }
+        cmd.cgroup_limits(limits);
+    }
+    let mut spec = cmd.resolve().map_err(|e| match e {
+        muontrap::Error::Cgroup(c) => cgroup_message(a, &c),
+        e => crate::run::error_chain(&e),
+    })?;
     let Credentials { uid, gid, groups } = &a.credentials;
     spec.uid = uid.as_ref().map(|u| u.uid);
     spec.gid = gid.as_ref().map(|g| g.gid);
@@ -152,6 +175,31 @@ fn launch_spec(a: &PortArgs) -> Result<LaunchSpec, String> {
     // Programs started by the BEAM run with SIGPIPE ignored; keep that for the command.
     spec.ignore_sigpipe = true;
     Ok(spec)
+}
+
+/// The C helper's messages for `-g` (spec 5.1–5.3); the library's error for the rest.
+fn cgroup_message(a: &PortArgs, e: &CgroupError) -> String {
+    let Some(group) = &a.cgroup.group_path else {
+        return crate::run::error_chain(e);
+    };
+    let full = format!("/sys/fs/cgroup/{group}");
+    match e {
+        CgroupError::AlreadyExists { .. } => format!(
+            "'{full}' already exists. Please specify a deeper group_path or clean up the cgroup"
+        ),
+        CgroupError::Create { .. } => format!("Couldn't create '{full}'. Check permissions."),
+        CgroupError::MissingController { controller, .. } => format!(
+            "Controller '{controller}' is not available in '{full}'.\nEnable it in the parent cgroup's cgroup.subtree_control. This usually requires root, e.g.:\n  echo +{controller} | sudo tee /sys/fs/cgroup/cgroup.subtree_control"
+        ),
+        CgroupError::Write { path, value, .. } if !value.starts_with('(') => {
+            let key = path.file_name().map(|f| f.to_string_lossy().into_owned());
+            format!(
+                "Error writing '{value}' to '{full}/{}'",
+                key.unwrap_or_default()
+            )
+        }
+        other => crate::run::error_chain(other),
+    }
 }
 
 struct StdioPlan {
@@ -310,6 +358,7 @@ impl Relay {
         // Stop what is left of the tree: everything (stopped), or leftovers of an exited
         // command, whose end also closes the capture pipe for the drain below.
         keeper.stop_tree(delay);
+        keeper.release_cgroup();
         let code = match (stopped, keeper.main_status()) {
             (None, Some(raw)) => ExitCode::of_status(ExitStatus::from_raw(raw)),
             _ => ExitCode::PortFailure,

@@ -4,19 +4,13 @@
 //! the port helper's `--delay-to-sigkill 500` means milliseconds while most tools mean seconds,
 //! so `--timeout 5` is ambiguous to a reader and we ask for a unit instead.
 //!
-//! Sizes follow the kernel's `memparse()`, which is what `memory.max` and friends accept, so a
-//! value that parses here means the same thing when written to a cgroup file:
-//! * `max` means no limit;
-//! * a plain number is bytes;
-//! * a suffix `K`, `M`, `G` or `T` (either case) multiplies by 1024, 1024², 1024³ or 1024⁴.
-//!
-//! Unlike the kernel, decimal only (no `0x`), and no trailing `B`/`iB` (the kernel rejects
-//! `1KB` too). Fractions (`1.5G`) and values that do not fit in 64 bits are errors.
-//! Leading and trailing whitespace is ignored, as the kernel strips it.
-//!
-//! This module depends only on `humantime` and `thiserror`, so it can move into the library.
+//! Sizes are parsed by the library ([`muontrap::cgroup::parse_size`], the kernel's
+//! `memparse()` rules: `max`, bytes, `K`/`M`/`G`/`T` as powers of 1024), so a flag and a
+//! library call accept exactly the same text; this module only gives the error the CLI's shape.
 
 use std::time::Duration;
+
+pub use muontrap::cgroup::{SizeLimit, SizeProblem};
 
 /// A size or duration that could not be parsed. The message names the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,45 +44,6 @@ pub enum DurationProblem {
     Malformed(String),
 }
 
-/// Why a size was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SizeProblem {
-    /// Nothing but whitespace.
-    #[error("expected a number of bytes, optionally with a K, M, G or T suffix, or 'max'")]
-    Empty,
-    /// The text does not start with a digit (or is not `max`).
-    #[error("expected a number of bytes, optionally with a K, M, G or T suffix, or 'max'")]
-    NotANumber,
-    /// A fraction such as `1.5G`.
-    #[error("fractions are not supported; use a smaller unit, e.g. 1536M instead of 1.5G")]
-    Fractional,
-    /// Something other than `K`, `M`, `G` or `T` after the number.
-    #[error("unknown suffix '{0}'; use K, M, G or T (powers of 1024)")]
-    UnknownSuffix(String),
-    /// More than 2⁶⁴−1 bytes.
-    #[error("too large; the limit is 18446744073709551615 bytes (use 'max' for no limit)")]
-    TooLarge,
-}
-
-/// A memory-style limit as the kernel's cgroup files understand it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SizeLimit {
-    /// A number of bytes.
-    Bytes(u64),
-    /// No limit (`max`).
-    Max,
-}
-
-impl SizeLimit {
-    /// The text to write into a cgroup file such as `memory.max`: `max` or decimal bytes.
-    pub fn to_kernel_string(self) -> String {
-        match self {
-            SizeLimit::Bytes(n) => n.to_string(),
-            SizeLimit::Max => "max".to_owned(),
-        }
-    }
-}
-
 /// Parses a human duration: `500ms`, `30s`, `2m`, `1h30m`, `1h 30m` (the `humantime` forms).
 ///
 /// A bare number (`5`, `0.5`) is an error whose message suggests a unit.
@@ -116,44 +71,13 @@ fn is_bare_number(s: &str) -> bool {
     }
 }
 
-/// Parses a size the way the kernel's cgroup files do (see the module docs): `max`, `4096`,
-/// `512K`, `64m`, `2G`, `1T`.
+/// Parses a size with the library's parser (see the module docs): `max`, `4096`, `512K`,
+/// `64m`, `2G`, `1T`.
 pub fn parse_size(s: &str) -> Result<SizeLimit, UnitError> {
-    let error = |problem| UnitError::Size {
-        input: s.to_owned(),
-        problem,
-    };
-    let trimmed = s.trim();
-    if trimmed.is_empty() {
-        return Err(error(SizeProblem::Empty));
-    }
-    if trimmed == "max" {
-        return Ok(SizeLimit::Max);
-    }
-    let digits_end = trimmed
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    if digits_end == 0 {
-        return Err(error(SizeProblem::NotANumber));
-    }
-    let (number, suffix) = trimmed.split_at(digits_end);
-    if suffix.starts_with('.') {
-        return Err(error(SizeProblem::Fractional));
-    }
-    let shift = match suffix {
-        "" => 0,
-        "K" | "k" => 10,
-        "M" | "m" => 20,
-        "G" | "g" => 30,
-        "T" | "t" => 40,
-        other => return Err(error(SizeProblem::UnknownSuffix(other.to_owned()))),
-    };
-    let number: u64 = number.parse().map_err(|_| error(SizeProblem::TooLarge))?;
-    number
-        .checked_mul(1u64 << shift)
-        .map(SizeLimit::Bytes)
-        .ok_or_else(|| error(SizeProblem::TooLarge))
+    muontrap::cgroup::parse_size(s).map_err(|e| UnitError::Size {
+        input: e.input,
+        problem: e.problem,
+    })
 }
 
 #[cfg(test)]
@@ -202,56 +126,18 @@ mod tests {
     }
 
     #[test]
-    fn sizes_use_kernel_powers_of_1024() {
-        assert_eq!(parse_size("max"), Ok(SizeLimit::Max));
-        assert_eq!(parse_size("0"), Ok(SizeLimit::Bytes(0)));
-        assert_eq!(parse_size("4096"), Ok(SizeLimit::Bytes(4096)));
-        assert_eq!(parse_size("512K"), Ok(SizeLimit::Bytes(512 << 10)));
-        assert_eq!(parse_size("512k"), Ok(SizeLimit::Bytes(512 << 10)));
+    fn sizes_come_from_the_library_parser_with_the_input_named() {
         assert_eq!(parse_size("64M"), Ok(SizeLimit::Bytes(64 << 20)));
-        assert_eq!(parse_size("2g"), Ok(SizeLimit::Bytes(2 << 30)));
-        assert_eq!(parse_size("1T"), Ok(SizeLimit::Bytes(1 << 40)));
-        assert_eq!(parse_size(" 1M\n"), Ok(SizeLimit::Bytes(1 << 20)));
-    }
-
-    #[test]
-    fn bad_sizes_are_rejected_with_the_input_named() {
-        let cases = [
-            ("", SizeProblem::Empty),
-            ("MAX", SizeProblem::NotANumber),
-            ("-1", SizeProblem::NotANumber),
-            ("0x10", SizeProblem::UnknownSuffix("x10".into())),
-            ("1.5G", SizeProblem::Fractional),
-            ("1KB", SizeProblem::UnknownSuffix("KB".into())),
-            ("1KiB", SizeProblem::UnknownSuffix("KiB".into())),
-            ("1P", SizeProblem::UnknownSuffix("P".into())),
-            ("18446744073709551616", SizeProblem::TooLarge),
-            ("16777216T", SizeProblem::TooLarge),
-        ];
-        for (input, problem) in cases {
-            let err = parse_size(input).unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with(&format!("invalid size '{input}': "))
-            );
-            assert_eq!(
-                err,
-                UnitError::Size {
-                    input: input.into(),
-                    problem
-                }
-            );
-        }
+        assert_eq!(parse_size("max"), Ok(SizeLimit::Max));
+        let err = parse_size("1.5G").unwrap_err();
         assert_eq!(
-            parse_size("18446744073709551615"),
-            Ok(SizeLimit::Bytes(u64::MAX))
+            err,
+            UnitError::Size {
+                input: "1.5G".into(),
+                problem: SizeProblem::Fractional
+            }
         );
-    }
-
-    #[test]
-    fn kernel_string_round_trips() {
-        assert_eq!(SizeLimit::Max.to_kernel_string(), "max");
-        assert_eq!(parse_size("1K").unwrap().to_kernel_string(), "1024");
+        assert!(err.to_string().starts_with("invalid size '1.5G': "));
     }
 
     proptest! {

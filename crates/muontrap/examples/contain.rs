@@ -2,7 +2,8 @@
 //! waits for it. Kill this process in any way (even `kill -9`) and the whole tree goes with it.
 //!
 //! Environment knobs for experiments and black-box tests:
-//! `CONTAIN_DELAY_MS` (grace period), `CONTAIN_TIMEOUT_MS`, and `CONTAIN_PANIC=1` /
+//! `CONTAIN_DELAY_MS` (grace period), `CONTAIN_TIMEOUT_MS`, `CONTAIN_CGROUP_BASE` (run the
+//! command in a new cgroup under this base, see `Command::cgroup_base`), and `CONTAIN_PANIC=1` /
 //! `CONTAIN_EXIT=1` (after the command prints its first line on stdout, panic or call
 //! `std::process::exit` instead of waiting, to show that the tree still goes).
 
@@ -34,6 +35,9 @@ fn main() -> ExitCode {
     }
     if let Some(t) = ms("CONTAIN_TIMEOUT_MS") {
         cmd.timeout(t);
+    }
+    if let Some(base) = std::env::var_os("CONTAIN_CGROUP_BASE") {
+        cmd.cgroup_base(base.to_string_lossy());
     }
     let abrupt = std::env::var("CONTAIN_PANIC").is_ok() || std::env::var("CONTAIN_EXIT").is_ok();
     if abrupt {

@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::cgroup::CgroupHandle;
 use crate::engine::client::Launched;
 use crate::engine::control::{Control, Message};
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ pub struct Child {
     control: Option<Control>,
     timeout: Option<Duration>,
     ended: Option<Ended>,
+    cgroup: Option<Box<CgroupHandle>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +50,20 @@ impl Child {
             control: None,
             timeout: None,
             ended: None,
+            cgroup: None,
         }
+    }
+
+    pub(crate) fn set_cgroup(&mut self, cgroup: Option<CgroupHandle>) {
+        self.cgroup = cgroup.map(Box::new);
+    }
+
+    /// The command's cgroup, if it was given one ([`crate::Command::cgroup_base`] or
+    /// [`crate::Command::cgroup_path`]): statistics, settings, freeze and thaw, by path. The
+    /// keeper removes the cgroup when the command's tree is gone, so read what you need before
+    /// [`Child::wait`] returns.
+    pub fn cgroup(&self) -> Option<&CgroupHandle> {
+        self.cgroup.as_deref()
     }
 
     pub(crate) fn attach(&mut self, launched: Launched, timeout: Option<Duration>) {

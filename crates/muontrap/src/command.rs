@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cgroup::{CgroupPlan, Layout, Limits, Placement};
 use crate::child::{Child, ChildStderr, ChildStdin, ChildStdout};
 use crate::engine::client::{self, LaunchResult};
 use crate::engine::spec::{LaunchSpec, StdioSpec};
@@ -137,6 +138,8 @@ pub struct Command {
     groups: Option<Vec<Group>>,
     stderr_to_stdout: bool,
     capture_stderr_only: bool,
+    cgroup_placement: Option<Placement>,
+    cgroup_limits: Limits,
 }
 
 impl Command {
@@ -159,6 +162,8 @@ impl Command {
             groups: None,
             stderr_to_stdout: false,
             capture_stderr_only: false,
+            cgroup_placement: None,
+            cgroup_limits: Limits::new(),
         }
     }
 
@@ -290,6 +295,39 @@ impl Command {
     pub fn capture_stderr_only(&mut self, on: bool) -> &mut Self {
         self.capture_stderr_only = on;
         self
+    }
+
+    /// Runs the command in a new, uniquely named cgroup under `base` (created by the keeper
+    /// before the command starts, emptied and removed when it ends, even if the owner is
+    /// SIGKILLed). `base` is relative to the cgroup mount (`app/jobs`), or, written `./jobs`,
+    /// to this process's own cgroup; `..` is refused. See [`crate::cgroup`].
+    pub fn cgroup_base(&mut self, base: impl Into<String>) -> &mut Self {
+        self.cgroup_placement = Some(Placement::Base(base.into()));
+        self
+    }
+
+    /// Runs the command in exactly the cgroup `path`, which muontrap creates (it must not
+    /// exist yet), and which is emptied and removed when the command ends. Paths as for
+    /// [`Command::cgroup_base`].
+    pub fn cgroup_path(&mut self, path: impl Into<String>) -> &mut Self {
+        self.cgroup_placement = Some(Placement::Path(path.into()));
+        self
+    }
+
+    /// The cgroup settings (needs [`Command::cgroup_base`] or [`Command::cgroup_path`]).
+    pub fn cgroup_limits(&mut self, limits: Limits) -> &mut Self {
+        self.cgroup_limits = limits;
+        self
+    }
+
+    /// The cgroup placement, if set.
+    pub fn get_cgroup_placement(&self) -> Option<&Placement> {
+        self.cgroup_placement.as_ref()
+    }
+
+    /// The cgroup settings.
+    pub fn get_cgroup_limits(&self) -> &Limits {
+        &self.cgroup_limits
     }
 
     /// The program as given.
@@ -424,7 +462,21 @@ impl Command {
                 drop(borrowed);
                 drop(fds);
                 child.attach(l, self.timeout);
+                child.set_cgroup(spec.cgroup.as_ref().map(CgroupPlan::handle));
                 Ok(child)
+            }
+            LaunchResult::ChildFailed { stage, errno }
+                if stage >= crate::cgroup::plan::CGROUP_STAGE_BASE =>
+            {
+                let step = (stage - crate::cgroup::plan::CGROUP_STAGE_BASE) as usize;
+                Err(match &spec.cgroup {
+                    Some(plan) => Error::Cgroup(plan.failure(step, errno)),
+                    None => Error::Start {
+                        program: self.program.to_string_lossy().into_owned(),
+                        stage: "setting up the cgroup",
+                        source: std::io::Error::from_raw_os_error(errno),
+                    },
+                })
             }
             LaunchResult::ChildFailed { stage, errno } => Err(Error::Start {
                 program: self.program.to_string_lossy().into_owned(),
@@ -491,6 +543,18 @@ impl Command {
         };
         let program = find_program(&self.program, env.get(OsStr::new("PATH")))?;
         let (uid, gid, groups) = self.resolve_credentials()?;
+        let cgroup = match &self.cgroup_placement {
+            Some(placement) => Some(CgroupPlan::new(
+                &Layout::detect()?,
+                placement,
+                &self.cgroup_limits,
+                &crate::cgroup::unique_name(),
+            )?),
+            None if !self.cgroup_limits.is_empty() => {
+                return Err(crate::cgroup::CgroupError::NoPlacement.into());
+            }
+            None => None,
+        };
         let mut argv = Vec::with_capacity(self.args.len() + 1);
         argv.push(self.arg0.clone().unwrap_or_else(|| self.program.clone()));
         argv.extend(self.args.iter().cloned());
@@ -514,6 +578,7 @@ impl Command {
             ignore_sigpipe: false,
             delay_to_sigkill: self.delay_to_sigkill,
             timeout: self.timeout,
+            cgroup,
         })
     }
 

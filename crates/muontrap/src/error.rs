@@ -73,6 +73,9 @@ pub enum Error {
     /// The keeper could not be started or used.
     #[error(transparent)]
     Keeper(#[from] KeeperError),
+    /// Setting up the command's cgroup failed (nothing was left behind).
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     /// The command's keeper vanished without reporting an exit (it was killed).
     #[error("the keeper of this command died unexpectedly")]
     KeeperLost,

@@ -73,7 +73,7 @@ fn through_cat(size: u64) -> (u64, Duration) {
 /// The Erlang side's ack encoding: floor(n/256) bytes of 0xFF, then (n mod 256) - 1.
 fn encode_acks(n: usize, out: &mut Vec<u8>) {
     out.extend(std::iter::repeat_n(0xFF, n / 256));
-    if n % 256 > 0 {
+    if !n.is_multiple_of(256) {
         out.push((n % 256 - 1) as u8);
     }
 }

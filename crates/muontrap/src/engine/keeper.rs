@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags};
 use rustix::process::{Pid, PidfdFlags, WaitOptions};
 
+use crate::cgroup::{LiveCgroup, Statistics};
 use crate::sys::exec::{self, ExecPlan, SpawnError};
 use crate::sys::proc_tree::ProcFs;
 use crate::sys::signals::{self, SignalFd};
@@ -40,6 +41,8 @@ pub struct Keeper {
     me: i32,
     main: Option<Main>,
     status: Option<i32>,
+    cgroup: Option<LiveCgroup>,
+    cgroup_stats: Option<Statistics>,
 }
 
 #[derive(Debug)]
@@ -74,6 +77,8 @@ impl Keeper {
             me: rustix::process::getpid().as_raw_nonzero().get(),
             main: None,
             status: None,
+            cgroup: None,
+            cgroup_stats: None,
         })
     }
 
@@ -88,6 +93,35 @@ impl Keeper {
         .map_err(|e| SpawnError::Setup(e.into()))?;
         self.main = Some(Main { pid, pidfd });
         Ok(pid)
+    }
+
+    /// Hands the command's (already joined) cgroup to the keeper: the SIGKILL phase of
+    /// [`Keeper::stop_tree`] starts with `cgroup.kill`, and [`Keeper::release_cgroup`] (or
+    /// dropping the keeper) empties and removes it.
+    pub fn adopt_cgroup(&mut self, mut cgroup: LiveCgroup) {
+        cgroup.close_join_fds();
+        self.cgroup = Some(cgroup);
+    }
+
+    /// Kills whatever is left in the command's cgroup, reaps, waits until the cgroup is empty,
+    /// records its final statistics ([`Keeper::cgroup_statistics`]) and removes it. Call it
+    /// once the tree has been stopped, before reporting the end to the owner.
+    pub fn release_cgroup(&mut self) {
+        if let Some(mut cg) = self.cgroup.take() {
+            if cg.populated() {
+                cg.kill();
+                let bound = Instant::now() + KILL_PHASE_BOUND;
+                while cg.populated() && self.reap() && Instant::now() < bound {
+                    self.wait_signal(Duration::from_millis(5));
+                }
+            }
+            self.cgroup_stats = cg.release();
+        }
+    }
+
+    /// The cgroup's statistics as they were when it was removed.
+    pub fn cgroup_statistics(&self) -> Option<&Statistics> {
+        self.cgroup_stats.as_ref()
     }
 
     /// The pid of the command's main process, if one was spawned.
@@ -198,6 +232,11 @@ impl Keeper {
                     break;
                 }
             }
+        }
+        // With a cgroup, one write kills every member at once (and members that are not our
+        // descendants, if someone moved any in); the sweep below reaps and re-checks.
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
         }
         let bound = Instant::now() + KILL_PHASE_BOUND;
         // A SIGKILLed process cannot fork any more (the kernel aborts a fork with a fatal

@@ -21,10 +21,10 @@ use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
 use super::control::{Control, Message};
-use crate::cgroup::plan::CGROUP_STAGE_BASE;
 use super::keeper::Keeper;
 use super::spec::LaunchSpec;
 use super::watch::{Ending, Lifeline, LifelineEvent, watch};
+use crate::cgroup::plan::CGROUP_STAGE_BASE;
 use crate::sys::exec::{self, SpawnError};
 use crate::sys::fdpass;
 use crate::sys::process::{self, Forked};
@@ -108,7 +108,12 @@ const OWNER: u64 = u64::MAX;
 impl Pool {
     fn new(owner: &OwnedFd) -> io::Result<Pool> {
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        epoll::add(&ep, owner, epoll::EventData::new_u64(OWNER), epoll::EventFlags::IN)?;
+        epoll::add(
+            &ep,
+            owner,
+            epoll::EventData::new_u64(OWNER),
+            epoll::EventFlags::IN,
+        )?;
         Ok(Pool {
             epoll: ep,
             idle: Vec::new(),
@@ -158,8 +163,13 @@ impl Pool {
 
     fn make_busy(&mut self, k: OwnedFd) {
         let raw = k.as_raw_fd();
-        if epoll::add(&self.epoll, &k, epoll::EventData::new_u64(raw as u64), epoll::EventFlags::IN)
-            .is_ok()
+        if epoll::add(
+            &self.epoll,
+            &k,
+            epoll::EventData::new_u64(raw as u64),
+            epoll::EventFlags::IN,
+        )
+        .is_ok()
         {
             self.busy.insert(raw, k);
         }

@@ -12,6 +12,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
+use crate::cgroup::CgroupPlan;
 use crate::sys::exec::{ExecPlan, FdAction, GroupsAction};
 
 /// What one of the command's standard descriptors is connected to.
@@ -50,6 +51,8 @@ pub struct LaunchSpec {
     pub delay_to_sigkill: Duration,
     /// Stop the tree after this long.
     pub timeout: Option<Duration>,
+    /// The command's cgroup, resolved by the owner; the keeper creates it before spawning.
+    pub cgroup: Option<CgroupPlan>,
 }
 
 impl LaunchSpec {
@@ -129,6 +132,13 @@ impl LaunchSpec {
             }
             None => w.u32(0),
         }
+        match &self.cgroup {
+            Some(c) => {
+                w.u32(1);
+                w.bytes(&c.encode());
+            }
+            None => w.u32(0),
+        }
         w.0
     }
 
@@ -169,7 +179,13 @@ impl LaunchSpec {
         } else {
             None
         };
+        let cgroup = if r.u32()? == 1 {
+            Some(CgroupPlan::decode(&r.bytes()?)?)
+        } else {
+            None
+        };
         Ok(LaunchSpec {
+            cgroup,
             program,
             argv,
             env,
@@ -185,7 +201,7 @@ impl LaunchSpec {
     }
 }
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
@@ -296,6 +312,7 @@ mod tests {
             ignore_sigpipe: true,
             delay_to_sigkill: Duration::from_millis(250),
             timeout: Some(Duration::from_secs(3)),
+            cgroup: None,
         };
         assert_eq!(LaunchSpec::decode(&spec.encode()).unwrap(), spec);
     }
@@ -314,6 +331,7 @@ mod tests {
             ignore_sigpipe: false,
             delay_to_sigkill: Duration::ZERO,
             timeout: None,
+            cgroup: None,
         };
         let buf = spec.encode();
         for n in 0..buf.len() {

@@ -111,7 +111,7 @@ pub struct ExecPlan {
     uid: Option<libc::uid_t>,
     ignore_sigpipe: bool,
     parent_death_kill: bool,
-    cgroup_procs: Option<RawFd>,
+    cgroup_procs: Vec<RawFd>,
 }
 
 const SH: &CStr = c"/bin/sh";
@@ -134,7 +134,7 @@ impl ExecPlan {
             uid: None,
             ignore_sigpipe: false,
             parent_death_kill: true,
-            cgroup_procs: None,
+            cgroup_procs: Vec::new(),
         };
         plan.argv_ptrs = plan.argv.iter().map(|a| a.as_ptr()).collect();
         plan.argv_ptrs.push(std::ptr::null());
@@ -191,7 +191,15 @@ impl ExecPlan {
     /// An open, writable `cgroup.procs` descriptor that the child writes its own pid to
     /// before exec (cgroup v1, or v2 without `CLONE_INTO_CGROUP`).
     pub fn join_cgroup(&mut self, procs: Option<RawFd>) -> &mut Self {
-        self.cgroup_procs = procs;
+        self.cgroup_procs = procs.into_iter().collect();
+        self
+    }
+
+    /// Several `cgroup.procs` descriptors (one per cgroup v1 hierarchy, plus the v2 one on a
+    /// hybrid machine); the child joins them in order, and any failed write fails the spawn
+    /// at [`ExecStage::Cgroup`].
+    pub fn join_cgroups(&mut self, procs: &[RawFd]) -> &mut Self {
+        self.cgroup_procs = procs.to_vec();
         self
     }
 }
@@ -339,12 +347,15 @@ unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
                 fail(ExecStage::ParentDeath);
             }
         }
-        // 3. Join the cgroup before anything else can fork.
-        if let Some(fd) = plan.cgroup_procs {
+        // 3. Join the cgroup(s) before anything else can fork. The write's result is the
+        //    kernel's verdict (e.g. an empty v1 cpuset refuses tasks), so it is checked.
+        if !plan.cgroup_procs.is_empty() {
             let mut buf = [0u8; 12];
             let n = format_decimal(libc::getpid() as u32, &mut buf);
-            if libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
-                fail(ExecStage::Cgroup);
+            for &fd in &plan.cgroup_procs {
+                if libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
+                    fail(ExecStage::Cgroup);
+                }
             }
         }
         // 4. stdio. Sources are >= 3 (the caller guarantees it), so dup2 cannot clobber a
