@@ -31,14 +31,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod async_pipe;
 pub mod cgroup;
 mod child;
 mod command;
 pub mod engine;
 mod error;
 mod output;
+pub mod supervise;
 pub mod sys;
 
+#[cfg(feature = "tokio")]
+pub use async_pipe::AsyncPipe;
 pub use child::{Child, ChildStderr, ChildStdin, ChildStdout};
 pub use command::{Command, DEFAULT_DELAY_TO_SIGKILL, Group, Stdio, User, find_program};
 pub use error::{Error, Result};
