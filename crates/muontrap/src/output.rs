@@ -16,6 +16,7 @@ use crate::child::Child;
 use crate::command::Command;
 use crate::engine::keeper::poll;
 use crate::error::{Error, Result};
+use crate::supervise::LineSplitter;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,36 +123,12 @@ impl Child {
         max_line: usize,
         mut f: impl FnMut(Stream, &[u8]),
     ) -> Result<Outcome> {
-        let max_line = max_line.max(1);
-        let mut bufs = [Vec::new(), Vec::new()];
+        let mut split = [LineSplitter::new(max_line), LineSplitter::new(max_line)];
         pump(self, max_line, &mut |s, bytes| {
-            let buf = &mut bufs[s as usize];
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                match rest.iter().position(|&b| b == b'\n') {
-                    Some(i) if buf.len() + i <= max_line => {
-                        buf.extend_from_slice(&rest[..i]);
-                        f(s, buf);
-                        buf.clear();
-                        rest = &rest[i + 1..];
-                    }
-                    _ => {
-                        let room = max_line - buf.len();
-                        let take = room.min(rest.len());
-                        buf.extend_from_slice(&rest[..take]);
-                        rest = &rest[take..];
-                        if buf.len() == max_line {
-                            f(s, buf);
-                            buf.clear();
-                        }
-                    }
-                }
-            }
+            split[s as usize].push(bytes, &mut |line| f(s, line));
         })?;
-        for (i, s) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-            if !bufs[i].is_empty() {
-                f(s, &bufs[i]);
-            }
+        for s in [Stream::Stdout, Stream::Stderr] {
+            split[s as usize].finish(&mut |line| f(s, line));
         }
         finish(self)
     }
