@@ -53,6 +53,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The blocking facade could not start its background runtime.
+    #[error("cannot start the supervisor's runtime thread")]
+    Runtime(#[source] std::io::Error),
     /// No child has this id.
     #[error("no child '{0}'")]
     NoSuchChild(String),

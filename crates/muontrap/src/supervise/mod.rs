@@ -24,6 +24,8 @@ pub use restart::{ExitKind, Reason, RestartPolicy};
 pub use strategy::{RestartPlan, Sibling, Strategy};
 
 #[cfg(feature = "tokio")]
+pub mod blocking;
+#[cfg(feature = "tokio")]
 mod daemon;
 mod error;
 
