@@ -73,7 +73,7 @@ pub fn main(args: &[OsString]) -> ExitCode {
 
 fn full_usage() -> String {
     format!(
-        "{}\nOther modes:\n  muontrap run [OPTIONS] -- PROGRAM [ARGS]   run a contained command (see 'muontrap run --help')\n",
+        "{}\nOther modes:\n  muontrap run [OPTIONS] -- PROGRAM [ARGS]   run a contained command (see 'muontrap run --help')\n  muontrap supervise FILE.toml               run daemons under a supervisor (see 'muontrap supervise --help')\n",
         usage()
     )
 }
