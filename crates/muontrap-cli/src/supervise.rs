@@ -383,9 +383,29 @@ fn log_event(e: &Event) {
 }
 
 /// `muontrap supervise FILE.toml`.
+/// Help for `muontrap supervise`.
+const USAGE: &str = "\
+Usage: muontrap supervise FILE.toml
+
+Runs the [[daemon]]s of FILE.toml under one supervisor with Erlang/OTP semantics, each
+contained (a daemon and all its descendants die with muontrap, even if it is SIGKILLed).
+
+  [supervisor]  strategy = one_for_one | one_for_all | rest_for_one, max_restarts = 3,
+                max_seconds = 5, backoff = { initial = \"100ms\", max = \"5s\" }
+  [[daemon]]    name, command, args, restart = permanent | transient | temporary,
+                delay_to_sigkill, env, cd, and cgroup limits such as memory_max
+
+Output lines go to stderr as `<name> | <line>`. SIGTERM/SIGINT: ordered shutdown, exit 0.
+Too many restarts: everything stops, exit 1. A bad file: exit 125 naming the key and line.
+";
+
 pub fn main(args: &[OsString]) -> ExitCode {
+    if args.first().is_some_and(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return ExitCode::Ok;
+    }
     let [path] = args else {
-        eprintln!("usage: muontrap supervise FILE.toml");
+        eprint!("{USAGE}");
         return ExitCode::RunFailure;
     };
     let text = match std::fs::read_to_string(path) {
