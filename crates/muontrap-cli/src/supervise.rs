@@ -382,7 +382,6 @@ fn log_event(e: &Event) {
     }
 }
 
-/// `muontrap supervise FILE.toml`.
 /// Help for `muontrap supervise`.
 const USAGE: &str = "\
 Usage: muontrap supervise FILE.toml
@@ -399,6 +398,7 @@ Output lines go to stderr as `<name> | <line>`. SIGTERM/SIGINT: ordered shutdown
 Too many restarts: everything stops, exit 1. A bad file: exit 125 naming the key and line.
 ";
 
+/// `muontrap supervise FILE.toml`.
 pub fn main(args: &[OsString]) -> ExitCode {
     if args.first().is_some_and(|a| a == "--help" || a == "-h") {
         print!("{USAGE}");
