@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use muontrap::cgroup::{CgroupError, CpuMax, Layout, LayoutKind, Limits, PidsLimit, SizeLimit};
 use muontrap::{Command, Stdio};
 use muontrap_tests::{
-    TestId, example_binary, fixture, skip, wait_for_count, wait_for_line, wait_until_gone,
+    TestId, example_binary, fixture, skip, skip_needs_v2, wait_for_count, wait_for_line,
+    wait_until_gone,
 };
 
 const READY: Duration = Duration::from_secs(20);
@@ -564,7 +565,7 @@ fn v2_only_settings_apply_and_read_back() {
         return;
     };
     if cg.layout.kind() != LayoutKind::V2 {
-        return skip("memory.high and memory.oom.group need cgroup v2");
+        return skip_needs_v2("memory.high and memory.oom.group need cgroup v2");
     }
     if !cg.has("memory") || !cg.has("cpu") {
         return skip("needs the memory and cpu controllers");
