@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use muontrap::cgroup::{CgroupError, CpuMax, Layout, LayoutKind, Limits, PidsLimit, SizeLimit};
 use muontrap::{Command, Stdio};
 use muontrap_tests::{
-    TestId, example_binary, fixture, skip, skip_needs_v2, wait_for_count, wait_for_line,
-    wait_until_gone,
+    TestId, example_binary, fixture, skip, skip_needs_v1, skip_needs_v2, wait_for_count,
+    wait_for_line, wait_until_gone,
 };
 
 const READY: Duration = Duration::from_secs(20);
@@ -211,9 +211,93 @@ fn memory_limit_oom_kills_the_hog_and_statistics_report_it() {
     );
     finish(child, &id, &cg);
     assert!(
-        handle.statistics().is_err(),
+        handle.dirs().all().all(|d| !d.exists()),
         "the cgroup is gone after wait"
     );
+    assert!(handle.config().is_err(), "settings cannot be read any more");
+    let last = handle.statistics().expect("the final statistics");
+    assert_eq!(Some(&last), handle.final_statistics());
+    assert!(last.oom_kill.unwrap_or(0) >= 1, "final: {last:?}");
+}
+
+#[test]
+fn final_statistics_show_the_oom_kill_after_wait() {
+    let Some(cg) = TestCgroup::new("oomfinal") else {
+        return;
+    };
+    if !cg.has("memory") {
+        return skip("no memory controller");
+    }
+    let id = TestId::new("cg-oomfinal");
+    let mut limits = Limits::new();
+    limits
+        .memory_max(SizeLimit::Bytes(32 << 20))
+        .memory_swap_max(SizeLimit::Bytes(0));
+    // The hog is OOM-killed; the shell reports it and ends on its own.
+    let mut cmd = shell(&id, &cg, limits, r#""$FIXTURE" alloc 256; echo "hog $?""#);
+    let Some(mut child) = spawn_or_skip(&mut cmd) else {
+        return;
+    };
+    let handle = child.cgroup().expect("a cgroup").clone();
+    assert!(child.cgroup_statistics().is_none(), "not before the end");
+    let out = child.stdout.take().unwrap();
+    assert_eq!(wait_for_line(&out, "hog", READY).unwrap(), "hog 137");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the shell itself survived");
+    assert!(
+        handle.dirs().all().all(|d| !d.exists()),
+        "the cgroup was removed before wait returned"
+    );
+    let last = child
+        .cgroup_statistics()
+        .expect("final statistics after wait");
+    assert!(last.oom_kill.unwrap_or(0) >= 1, "the OOM kill: {last:?}");
+    let peak = last.memory_peak.expect("peak memory is reported");
+    assert!(peak >= 16 << 20, "peak {peak} shows the hog's allocation");
+    assert!(peak <= 33 << 20, "peak {peak} stays under the limit");
+    assert!(last.cpu_usage_usec.is_some(), "CPU time: {last:?}");
+    assert!(!last.raw.is_empty(), "the raw files came along");
+    assert_eq!(
+        handle.statistics().unwrap(),
+        *last,
+        "every clone of the handle sees them"
+    );
+    if let Err(left) = wait_until_gone(&id, GONE) {
+        panic!("processes left: {left:?}");
+    }
+    cg.assert_no_leftovers();
+}
+
+#[test]
+fn final_statistics_keep_the_peak_of_a_killed_tree() {
+    let Some(cg) = TestCgroup::new("peak") else {
+        return;
+    };
+    if !cg.has("memory") {
+        return skip("no memory controller");
+    }
+    let id = TestId::new("cg-peak");
+    let mut limits = Limits::new();
+    limits.memory_max(SizeLimit::Bytes(256 << 20));
+    let mut cmd = shell(&id, &cg, limits, r#"exec "$FIXTURE" alloc 48"#);
+    let Some(mut child) = spawn_or_skip(&mut cmd) else {
+        return;
+    };
+    let out = child.stdout.take().unwrap();
+    wait_for_line(&out, "ready", READY).unwrap();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let last = child
+        .cgroup_statistics()
+        .expect("final statistics after wait");
+    let peak = last.memory_peak.expect("peak memory is reported");
+    assert!(peak >= 48 << 20, "peak {peak} covers the 48 MiB allocation");
+    assert_eq!(last.oom_kill.unwrap_or(0), 0, "no OOM kill: {last:?}");
+    if let Err(left) = wait_until_gone(&id, GONE) {
+        panic!("processes left: {left:?}");
+    }
+    cg.assert_no_leftovers();
 }
 
 #[test]
@@ -485,7 +569,7 @@ fn v1_refuses_what_it_cannot_express() {
         return;
     };
     if cg.layout.kind() == LayoutKind::V2 {
-        return skip("cgroup v2 can express memory.high");
+        return skip_needs_v1("cgroup v2 can express memory.high");
     }
     let mut limits = Limits::new();
     limits.memory_high(SizeLimit::Bytes(1 << 20));
@@ -587,4 +671,42 @@ fn v2_only_settings_apply_and_read_back() {
     assert_eq!(config.get_memory_oom_group(), Some(true));
     assert_eq!(config.get_cpu_weight(), Some(50));
     finish(child, &id, &cg);
+}
+
+#[test]
+fn a_shared_base_in_use_does_not_delay_the_end() {
+    let Some(cg) = TestCgroup::new("sharedbase") else {
+        return;
+    };
+    let id = TestId::new("cg-sharedbase");
+    // `first` creates the base (it does not exist yet); `second` gets a sibling leaf in it.
+    let mut first = shell(&id, &cg, Limits::new(), "echo ready; read x");
+    first.stdin(Stdio::piped());
+    let Some(mut first) = spawn_or_skip(&mut first) else {
+        return;
+    };
+    let out = first.stdout.take().unwrap();
+    wait_for_line(&out, "ready", READY).unwrap();
+    let mut second = shell(
+        &id,
+        &cg,
+        Limits::new(),
+        r#"echo ready; exec "$FIXTURE" forever"#,
+    );
+    let mut second = second.spawn().unwrap();
+    let out2 = second.stdout.take().unwrap();
+    wait_for_line(&out2, "ready", READY).unwrap();
+    let started = Instant::now();
+    let status = first.wait().unwrap();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < Duration::from_secs(2),
+        "the base (busy with the second command's cgroup) delayed the first one's end: {took:?}"
+    );
+    assert!(
+        second.cgroup().unwrap().dirs().all().all(|d| d.exists()),
+        "the second command's cgroup is untouched"
+    );
+    finish(second, &id, &cg);
 }
