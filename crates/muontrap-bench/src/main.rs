@@ -1,5 +1,6 @@
 //! `muontrap-bench`: spawn latency, tree teardown and keeper memory of muontrap, against
-//! `std::process`, `tokio::process`, process-wrap and processkit. Prints a markdown table.
+//! `std::process`, `tokio::process`, process-wrap and processkit, and what a cgroup per
+//! command costs. Prints markdown tables.
 //!
 //! ```text
 //! cargo run --release -p muontrap-bench            # full run (well under 2 minutes)
@@ -10,6 +11,7 @@
 //! environment; leftovers are found, counted and (for the libraries that leave some) killed
 //! by that marker only.
 
+mod cgroup;
 mod helper;
 mod memory;
 mod procscan;
@@ -31,6 +33,8 @@ pub struct Config {
     pub tree_iters: usize,
     pub fanout: usize,
     pub chain: usize,
+    /// Size of the tree torn down in the cgroup section.
+    pub cgroup_tree: usize,
 }
 
 static MARKERS: AtomicUsize = AtomicUsize::new(0);
@@ -76,6 +80,7 @@ fn main() {
             tree_iters: 1,
             fanout: 500,
             chain: 200,
+            cgroup_tree: 1000,
         }
     } else {
         Config {
@@ -87,6 +92,7 @@ fn main() {
             tree_iters: 7,
             fanout: 500,
             chain: 200,
+            cgroup_tree: 1000,
         }
     };
 
@@ -101,6 +107,7 @@ fn main() {
     let spawn_rows = spawn::run(&cfg);
     let teardown_rows = teardown::run(&cfg);
     let memory_rows = memory::run();
+    let cgroup_rows = cgroup::run(&cfg, cfg.cgroup_tree);
     let elapsed = t0.elapsed();
 
     println!(
@@ -114,21 +121,35 @@ fn main() {
     print!(
         "{}",
         report::markdown(&[
-            (
-                &format!(
+            report::Section {
+                title: &format!(
                     "1. spawn + wait of `/bin/true` ({} timed after {} warm-up)",
                     cfg.iters, cfg.warmup
                 ),
-                spawn_rows,
-            ),
-            (
-                &format!(
+                ratio_to: "std",
+                rows: spawn_rows,
+            },
+            report::Section {
+                title: &format!(
                     "2. tree teardown ({} trees per row; ratio against std killing the direct child)",
                     cfg.tree_iters
                 ),
-                teardown_rows,
-            ),
-            ("3. owner-side memory while `sleep 1000` runs", memory_rows),
+                ratio_to: "std",
+                rows: teardown_rows,
+            },
+            report::Section {
+                title: "3. owner-side memory while `sleep 1000` runs",
+                ratio_to: "std",
+                rows: memory_rows,
+            },
+            report::Section {
+                title: &format!(
+                    "4. cgroups: a fresh cgroup per command ({} spawns per row, round-robin, after {} warm-up) and teardown of a {}-process fan-out ({} trees per row); ratio against the same without a cgroup",
+                    cfg.iters, cfg.warmup, cfg.cgroup_tree, cfg.tree_iters
+                ),
+                ratio_to: "no cgroup",
+                rows: cgroup_rows,
+            },
         ])
     );
     println!("\n(total run time {:.1} s)", elapsed.as_secs_f64());

@@ -67,12 +67,25 @@ pub fn timed(name: &str, r: Result<Stats, String>) -> Row {
     }
 }
 
+/// One table: a heading, what the ratio column is taken against, the rows.
+pub struct Section<'a> {
+    pub title: &'a str,
+    /// Names the baseline in the ratio column's heading ("std", …).
+    pub ratio_to: &'a str,
+    pub rows: Vec<Row>,
+}
+
 /// The markdown table of `rows`, under section headings.
-pub fn markdown(sections: &[(&str, Vec<Row>)]) -> String {
+pub fn markdown(sections: &[Section<'_>]) -> String {
     let mut out = String::new();
-    for (title, rows) in sections {
+    for Section {
+        title,
+        ratio_to,
+        rows,
+    } in sections
+    {
         out.push_str(&format!("\n#### {title}\n\n"));
-        out.push_str("| measurement | n | median | p90 | mean | ratio to std (median) | target | left behind | notes |\n");
+        out.push_str(&format!("| measurement | n | median | p90 | mean | ratio to {ratio_to} (median) | target | left behind | notes |\n"));
         out.push_str("|---|---:|---:|---:|---:|---:|---|---:|---|\n");
         for r in rows {
             let (n, med, p90, mean) = match &r.value {

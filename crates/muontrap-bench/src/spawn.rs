@@ -10,13 +10,13 @@ use crate::stats::Stats;
 const TRUE: &str = "/bin/true";
 const SPAWN_TARGET: &str = "≤ 1.5× std (ambition < 1.2×)";
 
-type BoxErr = Box<dyn std::error::Error>;
+pub(crate) type BoxErr = Box<dyn std::error::Error>;
 
 /// One measured way of running `/bin/true`: returns the time of one spawn + wait.
-type Sampler<'a> = Box<dyn FnMut() -> Result<Duration, String> + 'a>;
+pub(crate) type Sampler<'a> = Box<dyn FnMut() -> Result<Duration, String> + 'a>;
 
 /// Times a synchronous body.
-fn sync<'a>(mut f: impl FnMut() -> Result<(), BoxErr> + 'a) -> Sampler<'a> {
+pub(crate) fn sync<'a>(mut f: impl FnMut() -> Result<(), BoxErr> + 'a) -> Sampler<'a> {
     Box::new(move || {
         let t0 = Instant::now();
         f().map_err(|e| e.to_string())?;
@@ -53,7 +53,10 @@ macro_rules! on_tokio {
 /// Runs the samplers round-robin (a warm-up block each, then `cfg.iters` samples each in
 /// blocks of `cfg.block`), so that drift (CPU frequency, caches, the host) is shared by all
 /// instead of favouring whichever runs last.
-fn round_robin(cfg: &Config, samplers: &mut [Sampler<'_>]) -> Vec<Result<Stats, String>> {
+pub(crate) fn round_robin(
+    cfg: &Config,
+    samplers: &mut [Sampler<'_>],
+) -> Vec<Result<Stats, String>> {
     let mut results: Vec<Result<Vec<Duration>, String>> =
         samplers.iter().map(|_| Ok(Vec::new())).collect();
     let mut run = |i: usize, s: &mut Sampler<'_>, n: usize, keep: bool| {

@@ -53,7 +53,7 @@ pub enum Lib {
     ProcessWrap,
 }
 
-fn read_ready(r: impl Read) -> Result<(), String> {
+pub(crate) fn read_ready(r: impl Read) -> Result<(), String> {
     let mut line = String::new();
     BufReader::new(r)
         .read_line(&mut line)
@@ -65,7 +65,7 @@ fn read_ready(r: impl Read) -> Result<(), String> {
     }
 }
 
-fn check_size(marker: &str, expect: usize) -> Result<(), String> {
+pub(crate) fn check_size(marker: &str, expect: usize) -> Result<(), String> {
     let present = procscan::with_marker(marker).len();
     if present == expect {
         Ok(())

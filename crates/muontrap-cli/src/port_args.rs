@@ -379,14 +379,17 @@ pub fn cgroup_options<Id: Copy>(wrap: fn(CgroupOpt) -> Id) -> [OptSpec<Id>; 9] {
             "cgroup-base",
             None,
             "PATH",
-            "create a uniquely named cgroup under PATH (relative to /sys/fs/cgroup)",
+            "run in a new, uniquely named cgroup under PATH; PATH is relative\n\
+             to the cgroup mount root in every hierarchy, ./PATH to\n\
+             muontrap's own cgroup (.. is refused; limits alone mean .)",
         ),
         OptSpec::value(
             wrap(CgroupOpt::Path),
             "cgroup-path",
             None,
             "PATH",
-            "run in the cgroup PATH (relative to /sys/fs/cgroup)",
+            "run in the new cgroup PATH (must not exist; removed at the end);\n\
+             relative to the cgroup mount root, ./PATH to muontrap's own cgroup",
         ),
         OptSpec::value(
             wrap(CgroupOpt::MemoryMax),
@@ -949,6 +952,11 @@ pub fn usage() -> String {
         text.push('\n');
     }
     text.push_str("\nThe program to run and its arguments come after --.\n");
+    text.push_str(
+        "--cgroup-base/--cgroup-path work on cgroup v2, v1 and hybrid machines: a PATH is\n\
+         relative to each hierarchy's mount root (not to /sys/fs/cgroup), and ./PATH to\n\
+         the cgroup muontrap itself runs in (what systemd delegation needs).\n",
+    );
     text
 }
 

@@ -183,7 +183,12 @@ pub fn usage() -> String {
     }
     text.push_str(
         "\nOptions stop at PROGRAM: everything after it is passed to it unchanged.\n\
-         Durations need a unit: 500ms, 30s, 2m, 1h30m.\n",
+         Durations need a unit: 500ms, 30s, 2m, 1h30m.\n\
+         cgroup PATHs (--cgroup-base, --cgroup-path) are relative to the cgroup mount root\n\
+         of each hierarchy (v2, v1 or hybrid; not necessarily /sys/fs/cgroup); ./PATH is\n\
+         relative to muontrap's own cgroup, e.g. --cgroup-base ./jobs under systemd\n\
+         delegation. Limit flags without a placement mean --cgroup-base . (a new cgroup\n\
+         below muontrap's own).\n",
     );
     text
 }
@@ -463,6 +468,7 @@ mod tests {
             "--env <KEY=VALUE>",
             "--stats-json",
             "--cpus",
+            "./PATH is\nrelative to muontrap's own cgroup",
         ] {
             assert!(text.contains(needle), "{needle}");
         }

@@ -680,7 +680,7 @@ fn a_shared_base_in_use_does_not_delay_the_end() {
     };
     let id = TestId::new("cg-sharedbase");
     // `first` creates the base (it does not exist yet); `second` gets a sibling leaf in it.
-    let mut first = shell(&id, &cg, Limits::new(), "echo ready; read x");
+    let mut first = shell(&id, &cg, Limits::new(), "echo ready; read x; exit 0");
     first.stdin(Stdio::piped());
     let Some(mut first) = spawn_or_skip(&mut first) else {
         return;
@@ -708,5 +708,29 @@ fn a_shared_base_in_use_does_not_delay_the_end() {
         second.cgroup().unwrap().dirs().all().all(|d| d.exists()),
         "the second command's cgroup is untouched"
     );
-    finish(second, &id, &cg);
+    let leaves: Vec<PathBuf> = second
+        .cgroup()
+        .unwrap()
+        .dirs()
+        .all()
+        .map(Into::into)
+        .collect();
+    let _ = second.terminate();
+    if let Err(left) = wait_until_gone(&id, GONE) {
+        panic!("processes left: {left:?}");
+    }
+    assert!(leaves.iter().all(|d| !d.exists()), "the leaves are removed");
+    // The base was created by the first command, which could not remove it while the second
+    // one's leaf was in it; it stays, empty (dropping `cg` removes it).
+    for base in cg.leftovers() {
+        assert_eq!(
+            std::fs::read_dir(&base)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .count(),
+            0,
+            "{base:?} is empty"
+        );
+    }
 }

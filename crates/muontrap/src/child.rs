@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::cgroup::CgroupHandle;
+use crate::cgroup::{CgroupHandle, Statistics};
 use crate::engine::client::Launched;
 use crate::engine::control::{Control, Message};
 use crate::error::{Error, Result};
@@ -60,10 +60,19 @@ impl Child {
 
     /// The command's cgroup, if it was given one ([`crate::Command::cgroup_base`] or
     /// [`crate::Command::cgroup_path`]): statistics, settings, freeze and thaw, by path. The
-    /// keeper removes the cgroup when the command's tree is gone, so read what you need before
-    /// [`Child::wait`] returns.
+    /// keeper removes the cgroup when the command's tree is gone; after [`Child::wait`] the
+    /// handle's statistics are the final ones ([`Child::cgroup_statistics`]), while settings
+    /// can no longer be read.
     pub fn cgroup(&self) -> Option<&CgroupHandle> {
         self.cgroup.as_deref()
+    }
+
+    /// The cgroup's final statistics, read by the keeper just before it removed the cgroup
+    /// (peak memory, OOM kills, CPU time of the whole tree, …). `None` until the command has
+    /// ended ([`Child::wait`], or [`Child::try_wait`] returning a status), and for a command
+    /// without a cgroup.
+    pub fn cgroup_statistics(&self) -> Option<&Statistics> {
+        self.cgroup.as_deref()?.final_statistics()
     }
 
     pub(crate) fn attach(&mut self, launched: Launched, timeout: Option<Duration>) {
@@ -193,6 +202,12 @@ impl Child {
             }
             Ok(Some(Message::TimedOut(raw))) => {
                 self.finish(raw, true);
+                Ok(true)
+            }
+            Ok(Some(Message::Statistics(stats))) => {
+                if let Some(cg) = &self.cgroup {
+                    cg.set_final_statistics(*stats);
+                }
                 Ok(true)
             }
             Ok(Some(_)) => Ok(true),

@@ -2,10 +2,12 @@
 //!
 //! The keeper created the directories; the owner reads statistics and settings, changes
 //! settings and freezes the cgroup through the file system, with no round trip to the keeper.
-//! Once the command has been waited for, the keeper has removed the cgroup, and reads fail
-//! with the path in the error.
+//! Once the command has been waited for, the keeper has removed the cgroup: settings reads
+//! fail with the path in the error, and [`CgroupHandle::statistics`] returns the final
+//! statistics the keeper read just before removing it (every clone of the handle sees them).
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::error::CgroupError;
@@ -18,16 +20,43 @@ use super::{dir_for_key, fs, v1, v2};
 /// How long [`CgroupHandle::freeze`] waits for the kernel to report the cgroup frozen.
 const FREEZE_BOUND: Duration = Duration::from_secs(5);
 
-/// A command's cgroup (see [`crate::Child::cgroup`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A command's cgroup (see [`crate::Child::cgroup`]). Clones share the final statistics.
+/// Two handles are equal when they name the same directories.
+#[derive(Debug, Clone)]
 pub struct CgroupHandle {
     kind: LayoutKind,
     dirs: Dirs,
+    /// Set once, by the owner's `Child`, from the keeper's report at the end.
+    last: Arc<OnceLock<Statistics>>,
 }
+
+impl PartialEq for CgroupHandle {
+    fn eq(&self, other: &CgroupHandle) -> bool {
+        self.kind == other.kind && self.dirs == other.dirs
+    }
+}
+
+impl Eq for CgroupHandle {}
 
 impl CgroupHandle {
     pub(crate) fn new(kind: LayoutKind, dirs: Dirs) -> CgroupHandle {
-        CgroupHandle { kind, dirs }
+        CgroupHandle {
+            kind,
+            dirs,
+            last: Arc::default(),
+        }
+    }
+
+    /// Records the statistics the keeper read just before removing the cgroup.
+    pub(crate) fn set_final_statistics(&self, stats: Statistics) {
+        let _ = self.last.set(stats);
+    }
+
+    /// The statistics the keeper read just before it removed the cgroup, once the command has
+    /// ended (after [`crate::Child::wait`] or a successful [`crate::Child::try_wait`]);
+    /// `None` while it runs, or if the keeper could not read them.
+    pub fn final_statistics(&self) -> Option<&Statistics> {
+        self.last.get()
     }
 
     /// The cgroup's main directory: the v2 one on a pure v2 machine, otherwise the memory
@@ -54,8 +83,13 @@ impl CgroupHandle {
         self.kind
     }
 
-    /// What the cgroup has used so far. Fails once the cgroup is gone.
+    /// What the cgroup has used so far, read now. Once the command has ended, the final
+    /// statistics ([`CgroupHandle::final_statistics`]); fails if the cgroup is gone and those
+    /// are not known (yet).
     pub fn statistics(&self) -> Result<Statistics, CgroupError> {
+        if let Some(last) = self.last.get() {
+            return Ok(last.clone());
+        }
         let main = self.path();
         if !main.is_dir() {
             return Err(CgroupError::Read {

@@ -22,10 +22,12 @@
 //! - Teardown happens in the keeper, so it also happens when the owner is SIGKILLed:
 //!   `cgroup.kill` where the v2 hierarchy has it (also on hybrid machines), otherwise the v1
 //!   freezer and a SIGKILL sweep; then wait until the cgroup is empty (`cgroup.events`
-//!   `populated 0`, or empty `cgroup.procs`), bounded; then `rmdir` of every directory muontrap
-//!   created, in every hierarchy.
+//!   `populated 0`, or empty `cgroup.procs`), bounded; then the final [`Statistics`] are read
+//!   and `rmdir` removes every directory muontrap created, in every hierarchy. The keeper sends
+//!   those statistics to the owner (a variable-length control message) before the end report.
 //! - [`CgroupHandle`] (from [`crate::Child::cgroup`]) reads [`Statistics`] and settings and
-//!   freezes or thaws the cgroup by path, from the owner.
+//!   freezes or thaws the cgroup by path, from the owner. Once the command has ended, its
+//!   statistics are the final ones ([`crate::Child::cgroup_statistics`]).
 //!
 //! On cgroup v1, `memory_high` and `memory_oom_group` have no equivalent and are refused with
 //! an error naming them; `memory_swap_max` becomes `memory.memsw.limit_in_bytes`

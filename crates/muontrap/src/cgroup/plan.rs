@@ -817,7 +817,8 @@ impl LiveCgroup {
     }
 
     /// `rmdir` of what was created, deepest first; EBUSY (a member still exiting) is retried
-    /// until `bound`.
+    /// until `bound`. A directory that holds cgroups muontrap did not create (a base shared
+    /// with a command still running) is EBUSY for that reason, not ours: it stays, at once.
     fn remove_dirs(&mut self, bound: Duration) {
         let deadline = Instant::now() + bound;
         while let Some(dir) = self.created.pop() {
@@ -825,6 +826,10 @@ impl LiveCgroup {
                 match std::fs::remove_dir(&dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && has_subdirs(&dir) => {
+                        tracing::debug!(dir = %dir.display(), "cgroup still holds other cgroups; left in place");
+                        break;
+                    }
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
                     {
@@ -844,6 +849,14 @@ impl Drop for LiveCgroup {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Whether `dir` contains a directory (a child cgroup).
+fn has_subdirs(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    })
 }
 
 /// Sleeps until `dir/cgroup.events` changes (the kernel raises POLLPRI on it) or `timeout`.

@@ -319,7 +319,8 @@ fn keep_one(
         spec.delay_to_sigkill,
         spec.timeout,
     );
-    // Empty and remove the cgroup before the owner hears of the end.
+    // Empty and remove the cgroup before the owner hears of the end (its final statistics are
+    // kept for the report below).
     keeper.release_cgroup();
     let report = match ending {
         Ending::Exited(s) => Message::Exited(s),
@@ -331,6 +332,11 @@ fn keep_one(
         Ending::OwnerGone(_) | Ending::Detached => return !keeper.tree_alive(),
     };
     let signalled = matches!(ending, Ending::Signalled(..));
+    // The cgroup is gone now; its final statistics (read just before the rmdir) go to the
+    // owner first, so they are there when `wait()` returns.
+    if let Some(stats) = keeper.cgroup_statistics() {
+        let _ = control.send(Message::Statistics(Box::new(stats.clone())));
+    }
     let _ = control.send(report);
     !signalled && !keeper.tree_alive()
 }
