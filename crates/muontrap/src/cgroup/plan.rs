@@ -742,13 +742,14 @@ impl LiveCgroup {
 
     /// Kills every process in the cgroup at once: `cgroup.kill` where the v2 hierarchy has it,
     /// otherwise one SIGKILL pass over `cgroup.procs` (the caller re-checks).
-    pub fn kill(&self) {
+    pub fn kill(&self) -> bool {
         if let Some(u) = &self.dirs.unified {
             if fs::write_io(&u.join("cgroup.kill"), "1").is_ok() {
-                return;
+                return true;
             }
         }
         self.kill_listed();
+        false
     }
 
     fn kill_listed(&self) -> usize {

@@ -234,19 +234,29 @@ impl Keeper {
             }
         }
         // With a cgroup, one write kills every member at once (and members that are not our
-        // descendants, if someone moved any in); the sweep below reaps and re-checks.
-        if let Some(cg) = &self.cgroup {
-            cg.kill();
-        }
+        // descendants, if someone moved any in). `cgroup.kill` is atomic: the kernel also
+        // kills what forks meanwhile, and every member of our tree was born inside, so then
+        // nothing is left to find in /proc: we only reap. Otherwise the sweep below does it.
+        let atomic = self.cgroup.as_ref().is_some_and(|cg| cg.kill());
+        // Should a member have been moved out of the cgroup (only root can), the sweep still
+        // finds it, a little later.
+        let sweep_from = Instant::now()
+            + if atomic {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
         let bound = Instant::now() + KILL_PHASE_BOUND;
         // A SIGKILLed process cannot fork any more (the kernel aborts a fork with a fatal
         // signal pending) and its live children are re-parented to us, so each sweep pins
         // only processes not killed yet and does not walk below killed ones.
         let mut killed: HashSet<i32> = HashSet::new();
         loop {
-            for m in self.procfs.pin_new(self.me, &killed, false) {
-                let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
-                killed.insert(m.pid);
+            if Instant::now() >= sweep_from {
+                for m in self.procfs.pin_new(self.me, &killed, false) {
+                    let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
+                    killed.insert(m.pid);
+                }
             }
             if !self.reap() {
                 return 0;
