@@ -114,13 +114,22 @@ impl Drop for TestCgroup {
     /// Best effort, so a failed test does not leave junk for the next run; the assertions
     /// above are what prove teardown worked.
     fn drop(&mut self) {
-        for dir in self.leftovers() {
-            let mut all: Vec<PathBuf> = Vec::new();
-            collect_dirs(&dir, &mut all);
-            all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-            for d in all {
-                let _ = std::fs::remove_dir(d);
+        // A test that failed may still have commands whose keepers are tearing their leaves
+        // down (dropping a `Child` does not block), so retry for a while.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            for dir in self.leftovers() {
+                let mut all: Vec<PathBuf> = Vec::new();
+                collect_dirs(&dir, &mut all);
+                all.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+                for d in all {
+                    let _ = std::fs::remove_dir(d);
+                }
             }
+            if self.leftovers().is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
