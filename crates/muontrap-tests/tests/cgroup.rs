@@ -743,3 +743,76 @@ fn a_shared_base_in_use_does_not_delay_the_end() {
         );
     }
 }
+
+/// The port helper's own cgroup flags (`-g/-c/-s`, contract section 5) end to end: the
+/// command runs inside `/sys/fs/cgroup/<group>` with the setting applied, and the directory is
+/// gone when the helper exits. The contract requires cgroup v2, so this runs in the VM.
+#[test]
+fn port_mode_group_controller_and_set_work_on_v2() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("creating cgroups needs root");
+    }
+    match Layout::detect() {
+        Ok(l) if l.kind() == LayoutKind::V2 => {}
+        Ok(_) => {
+            return skip_needs_v2("port mode -g/-c/-s needs cgroup v2 (the C helper's contract)");
+        }
+        Err(e) => return skip(&format!("no cgroups: {e}")),
+    }
+    let id = TestId::new("cg-port");
+    let group = format!("muontrap-test-port-{}", std::process::id());
+    let dir = PathBuf::from("/sys/fs/cgroup").join(&group);
+    let script = format!("cat /proc/self/cgroup; cat /sys/fs/cgroup/{group}/pids.max");
+    let mut helper = std::process::Command::new(muontrap_tests::target_binary("muontrap"))
+        .args([
+            "-g",
+            &group,
+            "-c",
+            "pids",
+            "-s",
+            "pids.max=7",
+            "--capture-output",
+        ])
+        .args(["--", "/bin/sh", "-c", &script])
+        .env(muontrap_tests::MARKER_VAR, id.as_str())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("muontrap");
+    let out = helper.stdout.take().expect("piped");
+    let cgroup_line = wait_for_line(&out, "0::", READY).expect("the command's cgroup");
+    assert_eq!(cgroup_line.trim(), format!("0::/{group}"));
+    let limit = wait_for_line(&out, "7", READY).expect("pids.max as set");
+    assert_eq!(limit.trim(), "7");
+    // Acknowledge what arrived, as the Erlang side does (each byte b acks b + 1 bytes); the
+    // helper then exits with the command's status once the command is done.
+    let mut n = cgroup_line.len() + 1 + limit.len() + 1;
+    let mut acks = Vec::new();
+    while n > 0 {
+        let k = n.min(256);
+        acks.push((k - 1) as u8);
+        n -= k;
+    }
+    let mut stdin = helper.stdin.take().expect("piped");
+    std::io::Write::write_all(&mut stdin, &acks).expect("acks");
+    let status = helper.wait().expect("wait");
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut helper.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "helper exit; stderr: {stderr}");
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !dir.exists(),
+        "{} removed (stderr: {stderr}; contents {left:?})",
+        dir.display()
+    );
+    assert!(wait_until_gone(&id, GONE).is_ok(), "nothing left");
+}
