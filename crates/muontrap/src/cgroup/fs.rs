@@ -20,7 +20,7 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     })
 }
 
-/// [`write`] without the wrapping, for callers that decide themselves what an error means.
+/// [`write()`] without the wrapping, for callers that decide themselves what an error means.
 pub fn write_io(path: &Path, value: &str) -> io::Result<()> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
