@@ -29,29 +29,28 @@ pub fn skip(reason: &str) {
 /// (`scripts/qemu/run-v2.sh`) follows the host run and will execute the v2-only tests.
 pub const V2_IN_VM_VAR: &str = "MUONTRAP_V2_IN_VM";
 
+/// Set (to `1`) inside the cgroup v2 VM by `scripts/qemu/run-v2.sh`.
+pub const IN_VM_VAR: &str = "MUONTRAP_TEST_VM";
+
 /// Like [`skip`], for a test that needs pure cgroup v2: when [`V2_IN_VM_VAR`] is `1` the skip
 /// is allowed even under `MUONTRAP_STRICT=1`, because the VM run executes the same test
 /// binary under cgroup v2 (where this test does not skip, so strictness still applies there).
 pub fn skip_needs_v2(reason: &str) {
-    if std::env::var_os(V2_IN_VM_VAR).is_some_and(|v| v == "1") {
-        let thread = std::thread::current();
-        let test = thread.name().unwrap_or("<unnamed test>");
-        eprintln!("SKIP: {test}: {reason} (runs in the cgroup v2 VM)");
-        return;
-    }
-    skip(reason)
+    skip_covered_by(V2_IN_VM_VAR, reason, "runs in the cgroup v2 VM")
 }
-
-/// Set (to `1`) inside the cgroup v2 VM by `scripts/qemu/run-v2.sh`.
-pub const IN_VM_VAR: &str = "MUONTRAP_TEST_VM";
 
 /// Like [`skip`], for a test that needs cgroup v1: inside the VM ([`IN_VM_VAR`]) the skip is
 /// allowed even under `MUONTRAP_STRICT=1`, because the host run (hybrid v1 here) executes it.
 pub fn skip_needs_v1(reason: &str) {
-    if std::env::var_os(IN_VM_VAR).is_some_and(|v| v == "1") {
+    skip_covered_by(IN_VM_VAR, reason, "runs on the host")
+}
+
+/// A skip that strictness tolerates when `var` is `1`, i.e. when another run covers the test.
+fn skip_covered_by(var: &str, reason: &str, where_it_runs: &str) {
+    if std::env::var_os(var).is_some_and(|v| v == "1") {
         let thread = std::thread::current();
         let test = thread.name().unwrap_or("<unnamed test>");
-        eprintln!("SKIP: {test}: {reason} (runs on the host)");
+        eprintln!("SKIP: {test}: {reason} ({where_it_runs})");
         return;
     }
     skip(reason)
