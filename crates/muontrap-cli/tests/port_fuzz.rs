@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use muontrap_tests::{TestId, fixture, wait_until_gone};
+use muontrap_tests::{TestId, encode_acks, fixture, wait_until_gone};
 use proptest::prelude::*;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
@@ -47,14 +47,6 @@ fn step() -> impl Strategy<Value = Step> {
         3 => Just(Step::AckReceived),
         1 => prop::collection::vec(any::<u8>(), 0..6).prop_map(Step::RawAcks),
     ]
-}
-
-fn encode_acks(n: usize) -> Vec<u8> {
-    let mut bytes = vec![0xFF; n / 256];
-    if n % 256 > 0 {
-        bytes.push((n % 256 - 1) as u8);
-    }
-    bytes
 }
 
 fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {

@@ -12,15 +12,15 @@
 //! arrive while the window is used up; absence of data has no event to wait for.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use muontrap_tests::{
-    ProcInfo, TestId, children_of, fixture, marked_processes, skip, wait_for_count, wait_until_gone,
+    ProcInfo, TestId, children_of, encode_acks, fixture, marked_processes, readable, skip,
+    wait_for_count, wait_until, wait_until_gone,
 };
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal};
 
@@ -35,47 +35,9 @@ const SOON: Duration = Duration::from_secs(5);
 /// How long output must stay away to count as "held back" by the window.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// The Erlang side's ack encoding (spec 3.4): `n / 256` bytes of `0xFF`, then `n % 256 - 1`.
-fn encode_acks(n: usize) -> Vec<u8> {
-    let mut bytes = vec![0xFF; n / 256];
-    if n % 256 > 0 {
-        bytes.push((n % 256 - 1) as u8);
-    }
-    bytes
-}
-
 /// The first `n` bytes of `mt-fixture print`.
 fn pattern(n: usize) -> Vec<u8> {
     PATTERN.iter().copied().cycle().take(n).collect()
-}
-
-/// Whether `fd` becomes readable (data, EOF or hang-up) within `timeout`.
-fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = Timespec::try_from(left).expect("timeout fits a timespec");
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&wait)) {
-            Ok(n) => return n > 0,
-            Err(Errno::INTR) => continue,
-            Err(e) => panic!("poll: {e}"),
-        }
-    }
-}
-
-/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Fails the test unless no process carrying `id`'s marker is left within [`SOON`].

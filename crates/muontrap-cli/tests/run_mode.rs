@@ -11,9 +11,8 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use muontrap_tests::{
-    TestId, children_of, fixture, wait_for_count, wait_for_line, wait_until_gone,
+    TestId, children_of, fixture, readable, wait_for_count, wait_for_line, wait_until_gone,
 };
-use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions};
 
@@ -21,21 +20,6 @@ const MUONTRAP: &str = env!("CARGO_BIN_EXE_muontrap");
 
 /// Generous bound for anything that should be quick.
 const SOON: Duration = Duration::from_secs(5);
-
-/// Whether `fd` becomes readable (data, EOF, hang-up or process exit) within `timeout`.
-fn readable(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = Timespec::try_from(left).expect("timeout fits a timespec");
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&wait)) {
-            Ok(n) => return n > 0,
-            Err(Errno::INTR) => continue,
-            Err(e) => panic!("poll: {e}"),
-        }
-    }
-}
 
 /// Reads `fd` until EOF; fails the test if EOF does not come within [`SOON`].
 fn read_to_eof(fd: BorrowedFd<'_>) -> String {

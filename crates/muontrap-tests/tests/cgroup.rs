@@ -787,13 +787,7 @@ fn port_mode_group_controller_and_set_work_on_v2() {
     assert_eq!(limit.trim(), "7");
     // Acknowledge what arrived, as the Erlang side does (each byte b acks b + 1 bytes); the
     // helper then exits with the command's status once the command is done.
-    let mut n = cgroup_line.len() + 1 + limit.len() + 1;
-    let mut acks = Vec::new();
-    while n > 0 {
-        let k = n.min(256);
-        acks.push((k - 1) as u8);
-        n -= k;
-    }
+    let acks = muontrap_tests::encode_acks(cgroup_line.len() + 1 + limit.len() + 1);
     let mut stdin = helper.stdin.take().expect("piped");
     std::io::Write::write_all(&mut stdin, &acks).expect("acks");
     let status = helper.wait().expect("wait");
