@@ -82,6 +82,12 @@ impl Keeper {
         })
     }
 
+    /// Drops every stop signal already pending (SIGCHLD included): for a keeper that is being
+    /// reused, signals that arrived while it was idle concern no command.
+    pub fn discard_pending_signals(&mut self) {
+        let _ = self.signals.drain();
+    }
+
     /// Launches the command. Only one main command per keeper.
     pub fn spawn(&mut self, plan: &ExecPlan) -> Result<i32, SpawnError> {
         assert!(self.main.is_none(), "a keeper runs one command");

@@ -249,7 +249,13 @@ fn fork_keeper_process(null: &OwnedFd) -> io::Result<OwnedFd> {
                 let Ok(Some((payload, fds))) = read_request(&theirs) else {
                     process::exit_now(0); // the server went away, or let us go
                 };
-                let reusable = keep_one(Keeper::new(&[libc::SIGTERM]), &payload, fds, null);
+                let mut keeper = Keeper::new(&[libc::SIGTERM]);
+                // A SIGTERM sent to this keeper while it was idle had no tree to stop; it must
+                // not stop the tree of the command it takes on now.
+                if let Ok(k) = &mut keeper {
+                    k.discard_pending_signals();
+                }
+                let reusable = keep_one(keeper, &payload, fds, null);
                 if !reusable || fdpass::send_with_fds(theirs.as_fd(), &[FREE], &[]).is_err() {
                     process::exit_now(0);
                 }
