@@ -524,7 +524,14 @@ impl Command {
             Some(d) => {
                 no_nul("the working directory", d.as_os_str())?;
                 match std::fs::metadata(d) {
-                    Ok(m) if m.is_dir() => Some(d.clone()),
+                    // Absolute, since the keeper's own directory is not the owner's.
+                    Ok(m) if m.is_dir() => Some(if d.is_absolute() {
+                        d.clone()
+                    } else {
+                        std::env::current_dir()
+                            .map_err(Error::io("reading the current directory"))?
+                            .join(d)
+                    }),
                     Ok(_) => {
                         return Err(Error::BadDirectory {
                             path: d.clone(),
@@ -539,7 +546,9 @@ impl Command {
                     }
                 }
             }
-            None => None,
+            // The owner's directory *now*: a library keeper was forked from a server that
+            // may have started in another one (like std, follow `set_current_dir`).
+            None => std::env::current_dir().ok(),
         };
         let program = find_program(&self.program, env.get(OsStr::new("PATH")))?;
         let (uid, gid, groups) = self.resolve_credentials()?;
@@ -576,6 +585,8 @@ impl Command {
             groups,
             stdio: [StdioSpec::Inherit; 3],
             ignore_sigpipe: false,
+            // Like the directory: the owner's mask now, not the keeper server's.
+            umask: crate::sys::process::current_umask(),
             delay_to_sigkill: self.delay_to_sigkill,
             timeout: self.timeout,
             cgroup,

@@ -47,6 +47,8 @@ pub struct LaunchSpec {
     pub stdio: [StdioSpec; 3],
     /// Start the command with SIGPIPE ignored.
     pub ignore_sigpipe: bool,
+    /// File mode creation mask for the command (None: keep the keeper's).
+    pub umask: Option<u32>,
     /// Grace period between SIGTERM and SIGKILL.
     pub delay_to_sigkill: Duration,
     /// Stop the tree after this long.
@@ -94,6 +96,7 @@ impl LaunchSpec {
         };
         plan.credentials(self.uid, self.gid, groups);
         plan.ignore_sigpipe(self.ignore_sigpipe);
+        plan.umask(self.umask);
         Ok(plan)
     }
 
@@ -124,6 +127,7 @@ impl LaunchSpec {
             w.u32(v);
         }
         w.u32(self.ignore_sigpipe as u32);
+        w.opt_u32(self.umask);
         w.u64(self.delay_to_sigkill.as_nanos().min(u64::MAX as u128) as u64);
         match self.timeout {
             Some(t) => {
@@ -173,6 +177,7 @@ impl LaunchSpec {
             };
         }
         let ignore_sigpipe = r.u32()? != 0;
+        let umask = r.opt_u32()?;
         let delay_to_sigkill = Duration::from_nanos(r.u64()?);
         let timeout = if r.u32()? == 1 {
             Some(Duration::from_nanos(r.u64()?))
@@ -195,13 +200,14 @@ impl LaunchSpec {
             groups,
             stdio,
             ignore_sigpipe,
+            umask,
             delay_to_sigkill,
             timeout,
         })
     }
 }
 
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
@@ -310,6 +316,7 @@ mod tests {
             groups: Some(vec![1, 2]),
             stdio: [StdioSpec::Null, StdioSpec::Passed(0), StdioSpec::Inherit],
             ignore_sigpipe: true,
+            umask: Some(0o027),
             delay_to_sigkill: Duration::from_millis(250),
             timeout: Some(Duration::from_secs(3)),
             cgroup: None,
@@ -329,6 +336,7 @@ mod tests {
             groups: None,
             stdio: [StdioSpec::Inherit; 3],
             ignore_sigpipe: false,
+            umask: None,
             delay_to_sigkill: Duration::ZERO,
             timeout: None,
             cgroup: None,

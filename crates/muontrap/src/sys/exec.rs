@@ -110,6 +110,7 @@ pub struct ExecPlan {
     groups: GroupsAction,
     uid: Option<libc::uid_t>,
     ignore_sigpipe: bool,
+    umask: Option<libc::mode_t>,
     parent_death_kill: bool,
     cgroup_procs: Vec<RawFd>,
 }
@@ -133,6 +134,7 @@ impl ExecPlan {
             groups: GroupsAction::Keep,
             uid: None,
             ignore_sigpipe: false,
+            umask: None,
             parent_death_kill: true,
             cgroup_procs: Vec::new(),
         };
@@ -178,6 +180,12 @@ impl ExecPlan {
     /// instead of the default disposition.
     pub fn ignore_sigpipe(&mut self, ignore: bool) -> &mut Self {
         self.ignore_sigpipe = ignore;
+        self
+    }
+
+    /// The file mode creation mask the child sets before exec (None: inherit).
+    pub fn umask(&mut self, mask: Option<u32>) -> &mut Self {
+        self.umask = mask.map(|m| m as libc::mode_t);
         self
     }
 
@@ -366,6 +374,9 @@ unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
                     fail(ExecStage::Stdio);
                 }
             }
+        }
+        if let Some(mask) = plan.umask {
+            libc::umask(mask);
         }
         if let Some(cwd) = &plan.cwd {
             if libc::chdir(cwd.as_ptr()) != 0 {

@@ -132,3 +132,11 @@ pub fn close_inherited_except(keep: &[RawFd]) {
         unsafe { libc::close(fd) };
     }
 }
+
+/// This process's file mode creation mask, read from `/proc/self/status` (`umask(2)` can only
+/// be read by setting it, which would race with other threads creating files).
+pub fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8).ok()
+}
