@@ -31,6 +31,10 @@ pub enum KeeperError {
         "the keeper hook is not present in this executable (is muontrap linked into a shared library?)"
     )]
     HookMissing,
+    /// This program runs setuid/setgid (`AT_SECURE`): re-executing it as a keeper server is
+    /// refused, since a keeper server spawns whatever it is asked to with its privileges.
+    #[error("muontrap's keeper server cannot run in a setuid or setgid program")]
+    SecureMode,
     /// Starting or talking to the keeper server failed.
     #[error("keeper server unavailable")]
     Server(#[source] io::Error),
@@ -134,6 +138,9 @@ fn ensure_server(slot: &mut Option<Server>) -> Result<&mut Server, KeeperError> 
 fn start_server() -> Result<Server, KeeperError> {
     if !hook::armed() {
         return Err(KeeperError::HookMissing);
+    }
+    if hook::secure_mode() {
+        return Err(KeeperError::SecureMode);
     }
     let (ours, theirs) = rustix::net::socketpair(
         AddressFamily::UNIX,

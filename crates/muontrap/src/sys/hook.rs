@@ -37,7 +37,20 @@ extern "C" fn hook(argc: c_int, argv: *const *const c_char, _envp: *const *const
         return;
     }
     // SAFETY: see above; the string lives for the whole process.
-    if unsafe { CStr::from_ptr(arg1) } == KEEPER_ARG {
+    if unsafe { CStr::from_ptr(arg1) } != KEEPER_ARG {
+        return;
+    }
+    // A setuid/setgid (or file-capability) program that links muontrap must never become a
+    // keeper server on request: whoever ran it could then make it spawn commands with its
+    // privileges. The kernel tells us through AT_SECURE.
+    if secure_mode() {
+        return;
+    }
+    // And the owner always hands the server a Unix socket as fd 0.
+    let is_socket = rustix::fs::fstat(rustix::stdio::stdin()).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+    });
+    if is_socket {
         crate::engine::server::serve_stdin();
     }
 }
@@ -47,4 +60,11 @@ pub fn armed() -> bool {
     // Referencing the static keeps its object (and so the `.init_array` entry) in the link.
     std::hint::black_box(&HOOK);
     ARMED.load(Ordering::Relaxed)
+}
+
+/// Whether this process runs in secure-execution mode (setuid, setgid or file capabilities:
+/// `AT_SECURE`). Such a process never serves as, nor starts, a keeper server.
+pub fn secure_mode() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
