@@ -196,13 +196,6 @@ impl ExecPlan {
         self
     }
 
-    /// An open, writable `cgroup.procs` descriptor that the child writes its own pid to
-    /// before exec (cgroup v1, or v2 without `CLONE_INTO_CGROUP`).
-    pub fn join_cgroup(&mut self, procs: Option<RawFd>) -> &mut Self {
-        self.cgroup_procs = procs.into_iter().collect();
-        self
-    }
-
     /// Several `cgroup.procs` descriptors (one per cgroup v1 hierarchy, plus the v2 one on a
     /// hybrid machine); the child joins them in order, and any failed write fails the spawn
     /// at [`ExecStage::Cgroup`].
