@@ -5,7 +5,8 @@
 # Usage: bash scripts/qemu/run-v2.sh [SELECTOR...] [-- TEST-ARGS...]
 #   SELECTOR   [PACKAGE:]TARGET, shell globs allowed: the cargo test executables to run, by
 #              target name (an integration test's file name, or a lib/bin name for unit tests)
-#              and optionally package. Default: muontrap-tests:cgroup muontrap-tests:containment
+#              and optionally package. Default: the cgroup, containment, api, concurrency and
+#              supervise tests of muontrap-tests and the port_mode and run_mode tests of the CLI
 #              (a default that does not exist yet is left out with a note).
 #   TEST-ARGS  passed to every test binary, like `cargo test -- ARGS` (a name filter,
 #              --test-threads=1, --nocapture, ...).
@@ -56,7 +57,7 @@ while [ $# -gt 0 ]; do
 done
 defaults=0
 if [ ${#selectors[@]} -eq 0 ]; then
-  selectors=(muontrap-tests:cgroup muontrap-tests:containment)
+  selectors=(muontrap-tests:cgroup muontrap-tests:containment muontrap-tests:api muontrap-tests:concurrency muontrap-tests:supervise muontrap-cli:port_mode muontrap-cli:run_mode)
   defaults=1
 fi
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use muontrap_tests::{
     ProcInfo, TestId, children_of, encode_acks, fixture, marked_processes, readable, skip,
-    wait_for_count, wait_until, wait_until_gone,
+    skip_needs_v1, wait_for_count, wait_until, wait_until_gone,
 };
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags, Signal};
@@ -743,7 +743,7 @@ fn options_after_the_program_are_permuted() {
 #[test]
 fn cgroup_group_on_a_v1_host_is_refused() {
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return skip("this host has cgroup v2; the v1 refusal cannot be observed");
+        return skip_needs_v1("this host has cgroup v2; the v1 refusal cannot be observed");
     }
     let id = TestId::new("port-cgroup-v1");
     let (out, err, code) = run_port(
