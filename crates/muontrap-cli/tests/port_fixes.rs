@@ -2,7 +2,7 @@
 //!
 //! The C helper treated fork's -1 as the child's pid, so closing the port later ran
 //! `kill(-1, SIGTERM)`: every process the user may signal. Here the helper runs as an
-//! unprivileged user whose process limit leaves no room for a child; a sentinel process of
+//! otherwise unused, unprivileged user whose process limit leaves no room for a child; a sentinel process of
 //! the same user must survive, and the helper must report the failure and exit 1.
 
 use std::io::Read;
@@ -24,7 +24,9 @@ fn fork_failure_is_reported_and_never_signals_other_processes() {
         return skip("setpriv/prlimit (util-linux) not installed");
     }
     let id = TestId::new("fork-failure");
-    let as_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    // A user id nothing else runs as, so that RLIMIT_NPROC counts only our two processes
+    // (the limit counts every process of the user, zombies included).
+    let as_nobody = ["--reuid=64999", "--regid=64999", "--clear-groups"];
     // The sentinel: a process of the same user that a kill(-1) would hit.
     let mut sentinel = Command::new("setpriv")
         .args(as_nobody)
@@ -32,6 +34,15 @@ fn fork_failure_is_reported_and_never_signals_other_processes() {
         .env(MARKER_VAR, id.as_str())
         .spawn()
         .expect("sentinel");
+    // It counts towards the user's limit only once setpriv has switched to that user.
+    let uid_line = "Uid:\t64999";
+    assert!(
+        muontrap_tests::wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{}/status", sentinel.id()))
+                .is_ok_and(|s| s.lines().any(|l| l.starts_with(uid_line)))
+        }),
+        "the sentinel runs as uid 64999"
+    );
     // With RLIMIT_NPROC = 2 the user has the sentinel and the helper: fork fails (EAGAIN).
     let mut helper = Command::new("prlimit")
         .args(["--nproc=2:2", "setpriv"])
@@ -59,7 +70,11 @@ fn fork_failure_is_reported_and_never_signals_other_processes() {
         .expect("piped")
         .read_to_end(&mut stdout)
         .expect("stdout");
-    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "status {status:?}, stderr: {stderr}"
+    );
     assert!(stderr.starts_with("MUONTRAP: fork"), "stderr: {stderr}");
     assert!(stdout.is_empty(), "nothing may reach the port: {stdout:?}");
     assert!(

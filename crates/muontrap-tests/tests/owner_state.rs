@@ -1,4 +1,4 @@
-//! A command starts with the owner's *current* directory and umask, even after the owner
+//! A command starts with the owner's descriptor limit, and its *current* directory and umask, even after the owner
 //! changed them following its first spawn (the keeper server keeps what it started with).
 //! Alone in its own test binary because it changes process-wide state; one test, in order.
 
@@ -20,6 +20,23 @@ fn cwd_of_command(id: &TestId) -> String {
 #[test]
 fn commands_follow_the_owners_current_directory_and_umask() {
     let id = TestId::new("owner-cwd");
+    // Before the first spawn (which starts the keeper server): a descriptor limit of our own.
+    // The server lifts its limit to hold many sockets; the command must still get ours.
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(1000),
+            maximum: nofile.maximum,
+        },
+    )
+    .expect("setrlimit");
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -Sn"])
+        .env(MARKER_VAR, id.as_str())
+        .output()
+        .expect("spawn");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000");
     let first = std::env::current_dir().expect("cwd");
     assert_eq!(cwd_of_command(&id), first.to_string_lossy());
     let tmp = std::env::temp_dir().canonicalize().expect("tmp");

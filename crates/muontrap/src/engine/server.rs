@@ -62,11 +62,21 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
     process::set_name(c"mt-keeper-srv");
     // Tell the owner the hook ran and we are a keeper server, not its program.
     fdpass::send_with_fds(sock.as_fd(), b"K", &[])?;
-    let mut pool = Pool::new(&sock)?;
+    // The server holds one socket per running command: lift its descriptor limit to the hard
+    // limit (keepers put the owner's limit back before they launch anything).
+    let owner_nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: owner_nofile.maximum,
+            maximum: owner_nofile.maximum,
+        },
+    );
+    let mut pool = Pool::new(&sock, owner_nofile)?;
     loop {
         if pool.idle.is_empty() {
             // Fork ahead, so the next request does not wait for a fork.
-            if let Ok(k) = fork_keeper_process(&null) {
+            if let Ok(k) = fork_keeper_process(&null, &pool.owner_nofile) {
                 pool.idle.push(k);
             }
         }
@@ -91,6 +101,8 @@ const MAX_IDLE: usize = 8;
 
 struct Pool {
     epoll: OwnedFd,
+    /// The owner's descriptor limit, which keepers restore for their commands.
+    owner_nofile: rustix::process::Rlimit,
     /// Keepers waiting for a request (their sockets are not in the epoll set).
     idle: Vec<OwnedFd>,
     /// Keepers running a command, by descriptor number (in the epoll set).
@@ -106,7 +118,7 @@ enum Ready {
 const OWNER: u64 = u64::MAX;
 
 impl Pool {
-    fn new(owner: &OwnedFd) -> io::Result<Pool> {
+    fn new(owner: &OwnedFd, owner_nofile: rustix::process::Rlimit) -> io::Result<Pool> {
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(
             &ep,
@@ -116,6 +128,7 @@ impl Pool {
         )?;
         Ok(Pool {
             epoll: ep,
+            owner_nofile,
             idle: Vec::new(),
             busy: HashMap::new(),
             events: Vec::with_capacity(64),
@@ -152,7 +165,7 @@ impl Pool {
                 return; // our copies of the command's descriptors close here
             }
         }
-        match fork_keeper_process(null) {
+        match fork_keeper_process(null, &self.owner_nofile) {
             Ok(k) if fdpass::send_with_fds(k.as_fd(), &frame(payload), &borrowed).is_ok() => {
                 self.make_busy(k)
             }
@@ -228,7 +241,7 @@ fn read_request(sock: &OwnedFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
 /// Forks a keeper process. It serves one request at a time from its socket to the server and,
 /// after each command whose tree is entirely gone, reports itself free for the next one.
 /// Returns the server's end of the socket.
-fn fork_keeper_process(null: &OwnedFd) -> io::Result<OwnedFd> {
+fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::Result<OwnedFd> {
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -240,6 +253,7 @@ fn fork_keeper_process(null: &OwnedFd) -> io::Result<OwnedFd> {
     match process::fork_keeper()? {
         Forked::Child => {
             drop(ours);
+            let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, *nofile);
             // Our stdin is the server's socket to the owner, and the server's other keeper
             // sockets are close-on-exec but still open here: neither is ours to hold.
             let _ = process::redirect(null, 0);
