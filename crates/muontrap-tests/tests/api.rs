@@ -701,3 +701,16 @@ fn command_starts_with_default_sigpipe_and_empty_mask() {
     );
     assert_none_left(&id);
 }
+
+#[test]
+fn command_starts_with_no_ignored_signal_at_all() {
+    let id = TestId::new("sigign");
+    // The keeper ignores SIGINT, SIGQUIT and SIGHUP (terminal signals must not kill it before
+    // it can clean up), and processes started by glibc's posix_spawn inherit glibc's internal
+    // signals 32 and 33 as ignored: none of that may reach the command.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "grep SigIgn /proc/self/status"])
+        .env(MARKER_VAR, id.as_str());
+    assert_eq!(run_line(&mut cmd), "SigIgn:\t0000000000000000");
+    assert_none_left(&id);
+}

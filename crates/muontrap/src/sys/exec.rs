@@ -110,6 +110,7 @@ pub struct ExecPlan {
     groups: GroupsAction,
     uid: Option<libc::uid_t>,
     ignore_sigpipe: bool,
+    reset_signals: &'static [c_int],
     umask: Option<libc::mode_t>,
     parent_death_kill: bool,
     cgroup_procs: Vec<RawFd>,
@@ -134,6 +135,7 @@ impl ExecPlan {
             groups: GroupsAction::Keep,
             uid: None,
             ignore_sigpipe: false,
+            reset_signals: non_default_signals(),
             umask: None,
             parent_death_kill: true,
             cgroup_procs: Vec::new(),
@@ -202,6 +204,66 @@ impl ExecPlan {
     pub fn join_cgroups(&mut self, procs: &[RawFd]) -> &mut Self {
         self.cgroup_procs = procs.to_vec();
         self
+    }
+}
+
+/// The signals whose disposition in this process is not the default (ignored, or with a
+/// handler), computed once per process: the child resets just these instead of making a
+/// `signal` call for every signal number while the keeper waits for it (vfork). Dispositions
+/// of a keeper do not change after it starts, except SIGCHLD going back to default, which
+/// only makes an entry redundant.
+fn non_default_signals() -> &'static [c_int] {
+    static LIST: std::sync::OnceLock<Vec<c_int>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        (1..=libc::SIGRTMAX())
+            .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+            .filter(|&sig| {
+                let mut old = KernelSigaction::default();
+                // SAFETY: rt_sigaction with a null new action only writes the current one into
+                // `old`, which is large enough for the kernel's struct (sigsetsize 8).
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        std::ptr::null::<KernelSigaction>(),
+                        &mut old as *mut KernelSigaction,
+                        8usize,
+                    )
+                };
+                r == 0 && old.handler != 0
+            })
+            .collect()
+    })
+}
+
+/// The kernel's `struct sigaction` (x86-64 and arm64 layout: both have `sa_restorer`).
+/// glibc's `sigaction` refuses to touch its internal signals 32 and 33, which a process can
+/// still inherit as ignored (glibc's `posix_spawn` leaves them so); the raw system call sees
+/// and resets them too.
+#[derive(Default)]
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets `sig` to its default disposition with the raw system call. Async-signal-safe.
+///
+/// # Safety
+/// Only changes a signal disposition; callable between fork and exec.
+unsafe fn reset_to_default(sig: c_int) {
+    let dfl = KernelSigaction::default();
+    // SAFETY: a zeroed kernel sigaction is SIG_DFL with no flags and an empty mask.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &dfl as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        );
     }
 }
 
@@ -313,19 +375,20 @@ unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
     // plain integers or on pointers into `plan`, which was fully built before the fork and is
     // not modified. Nothing here allocates or takes a lock.
     unsafe {
-        // 1. Signals: every disposition back to default (the keeper ignores some and blocks the
-        //    ones it reads through signalfd), then an empty mask.
-        for sig in 1..libc::SIGRTMAX() {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let disp = if sig == libc::SIGPIPE && plan.ignore_sigpipe {
+        // 1. Signals: every disposition that is not the default back to default (the keeper
+        //    ignores some; see `non_default_signals`), SIGPIPE as asked, then an empty mask
+        //    (the keeper blocks the signals it reads through signalfd).
+        for &sig in plan.reset_signals {
+            reset_to_default(sig);
+        }
+        libc::signal(
+            libc::SIGPIPE,
+            if plan.ignore_sigpipe {
                 libc::SIG_IGN
             } else {
                 libc::SIG_DFL
-            };
-            libc::signal(sig, disp);
-        }
+            },
+        );
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
