@@ -714,3 +714,28 @@ fn command_starts_with_no_ignored_signal_at_all() {
     assert_eq!(run_line(&mut cmd), "SigIgn:\t0000000000000000");
     assert_none_left(&id);
 }
+
+#[test]
+fn a_command_can_be_spawned_again_with_the_same_stdio() {
+    let id = TestId::new("respawn");
+    let mut cmd = fixture_command(&id, &["lines", "2"]);
+    cmd.stdout(Stdio::piped());
+    for _ in 0..2 {
+        let out = cmd.output().expect("output");
+        assert_eq!(text(&out.stdout), "line 1\nline 2\n");
+    }
+    // A descriptor given as Stdio::from(..) is duplicated per spawn, not used up.
+    let path = std::env::temp_dir().join(format!("mt-respawn-{}", std::process::id()));
+    let file = std::fs::File::create(&path).expect("create");
+    let mut cmd = fixture_command(&id, &["lines", "1"]);
+    cmd.stdout(Stdio::from(file));
+    for _ in 0..2 {
+        assert!(cmd.status().expect("status").success());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        "line 1\nline 1\n"
+    );
+    std::fs::remove_file(&path).expect("cleanup");
+    assert_none_left(&id);
+}

@@ -80,6 +80,20 @@ enum StdioKind {
     Fd(OwnedFd),
 }
 
+impl StdioKind {
+    fn duplicate(&self) -> Result<StdioKind> {
+        Ok(match self {
+            StdioKind::Inherit => StdioKind::Inherit,
+            StdioKind::Null => StdioKind::Null,
+            StdioKind::Piped => StdioKind::Piped,
+            StdioKind::Fd(fd) => StdioKind::Fd(
+                fd.try_clone()
+                    .map_err(Error::io("duplicating a stdio descriptor"))?,
+            ),
+        })
+    }
+}
+
 impl Stdio {
     /// The owner's own stream.
     pub fn inherit() -> Stdio {
@@ -408,21 +422,17 @@ impl Command {
                 StdioKind::Inherit
             }
         };
-        let stdin = self
-            .stdin
-            .take()
-            .map(|s| s.0)
-            .unwrap_or_else(|| def(StdioKind::Null));
-        let mut stdout = self
-            .stdout
-            .take()
-            .map(|s| s.0)
-            .unwrap_or_else(|| def(StdioKind::Piped));
-        let mut stderr = self
-            .stderr
-            .take()
-            .map(|s| s.0)
-            .unwrap_or_else(|| def(StdioKind::Piped));
+        // The configuration stays on the command (like std), so it can be spawned again; a
+        // descriptor given as `Stdio::from(..)` is duplicated for each spawn.
+        let pick = |cfg: &Option<Stdio>, default: StdioKind| -> Result<StdioKind> {
+            match cfg {
+                Some(s) => s.0.duplicate(),
+                None => Ok(def(default)),
+            }
+        };
+        let stdin = pick(&self.stdin, StdioKind::Null)?;
+        let mut stdout = pick(&self.stdout, StdioKind::Piped)?;
+        let mut stderr = pick(&self.stderr, StdioKind::Piped)?;
         if self.capture_stderr_only {
             stderr = std::mem::replace(&mut stdout, StdioKind::Null);
         }
