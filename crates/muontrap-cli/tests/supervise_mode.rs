@@ -61,8 +61,7 @@ fn sigterm_stops_daemons_in_reverse_order_and_exits_zero() {
     let config = write_config(&id, TWO);
     let mut child = supervise(&id, &config);
     let mut err = child.stderr.take().unwrap();
-    wait_for_line(&err, "first | ready", TIMEOUT).expect("first's output, prefixed");
-    wait_for_line(&err, "second | ready", TIMEOUT).expect("second's output, prefixed");
+    both_ready(&err);
     signal(&child, rustix::process::Signal::TERM);
     let status = child.wait().unwrap();
     let mut rest = String::new();
@@ -115,14 +114,24 @@ args = ["-c", "echo crashing; exit 3"]
     let _ = std::fs::remove_file(config);
 }
 
+/// Reads stderr lines until both daemons' prefixed "ready" lines arrived, in whatever order:
+/// the two daemons write concurrently, so "second" may come first.
+fn both_ready(err: &impl std::os::fd::AsFd) {
+    let (mut first, mut second) = (false, false);
+    while !(first && second) {
+        let line = wait_for_line(err, "", TIMEOUT).expect("daemon output, prefixed");
+        first |= line.starts_with("first | ready");
+        second |= line.starts_with("second | ready");
+    }
+}
+
 #[test]
 fn killing_muontrap_takes_every_daemon_tree_with_it() {
     let id = TestId::new("cli-kill");
     let config = write_config(&id, TWO);
     let mut child = supervise(&id, &config);
     let err = child.stderr.take().unwrap();
-    wait_for_line(&err, "first | ready", TIMEOUT).unwrap();
-    wait_for_line(&err, "second | ready", TIMEOUT).unwrap();
+    both_ready(&err);
     signal(&child, rustix::process::Signal::KILL);
     child.wait().unwrap();
     gone(&id);
