@@ -490,7 +490,7 @@ impl Command {
             }
             LaunchResult::ChildFailed { stage, errno } => Err(Error::Start {
                 program: self.program.to_string_lossy().into_owned(),
-                stage: stage_name(stage),
+                stage: ExecStage::from_u32(stage).describe(),
                 source: std::io::Error::from_raw_os_error(errno),
             }),
         }
@@ -714,21 +714,6 @@ fn no_nul(what: &str, s: &OsStr) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn stage_name(stage: u32) -> &'static str {
-    match stage {
-        1 => ExecStage::Signals,
-        2 => ExecStage::Stdio,
-        3 => ExecStage::Chdir,
-        4 => ExecStage::Setgid,
-        5 => ExecStage::Setgroups,
-        6 => ExecStage::Setuid,
-        7 => ExecStage::ParentDeath,
-        8 => ExecStage::Cgroup,
-        _ => ExecStage::Exec,
-    }
-    .describe()
 }
 
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

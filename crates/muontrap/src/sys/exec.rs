@@ -57,7 +57,9 @@ pub enum ExecStage {
 }
 
 impl ExecStage {
-    fn from_u32(v: u32) -> ExecStage {
+    /// The stage with this number (as reported over the exec-error pipe or the control
+    /// socket); unknown numbers are `Exec`.
+    pub fn from_u32(v: u32) -> ExecStage {
         match v {
             1 => ExecStage::Signals,
             2 => ExecStage::Stdio,
