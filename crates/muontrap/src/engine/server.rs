@@ -259,18 +259,23 @@ fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::
             let _ = process::redirect(null, 0);
             process::close_inherited_except(&[null.as_raw_fd(), theirs.as_raw_fd()]);
             process::set_name(c"mt-keeper");
+            // Each command's keeper state (subreaper, signalfd) is made while idle, before the
+            // request arrives, so setting it up is not on the spawn path.
+            let mut keeper = Keeper::new(&[libc::SIGTERM]);
             loop {
                 let Ok(Some((payload, fds))) = read_request(&theirs) else {
                     process::exit_now(0); // the server went away, or let us go
                 };
-                let mut keeper = Keeper::new(&[libc::SIGTERM]);
                 // A SIGTERM sent to this keeper while it was idle had no tree to stop; it must
                 // not stop the tree of the command it takes on now.
                 if let Ok(k) = &mut keeper {
                     k.discard_pending_signals();
                 }
-                let reusable = keep_one(keeper, &payload, fds, null);
-                if !reusable || fdpass::send_with_fds(theirs.as_fd(), &[FREE], &[]).is_err() {
+                if !keep_one(keeper, &payload, fds, null) {
+                    process::exit_now(0);
+                }
+                keeper = Keeper::new(&[libc::SIGTERM]);
+                if fdpass::send_with_fds(theirs.as_fd(), &[FREE], &[]).is_err() {
                     process::exit_now(0);
                 }
             }
@@ -279,8 +284,8 @@ fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::
     }
 }
 
-/// The keeper of one command, in a process forked from the server. Returns the exit code.
-/// Returns whether this process can be reused: the tree is gone and nothing is left over.
+/// The keeper of one command, in a process forked from the server. Returns whether this
+/// process can be reused: the tree is gone and nothing is left over.
 fn keep_one(
     keeper: io::Result<Keeper>,
     payload: &[u8],
