@@ -20,6 +20,9 @@ pub struct ProcInfo {
     pub ppid: i32,
     /// State letter from `stat`: `R`, `S`, `D`, `T`, `Z` (zombie), `X`, …
     pub state: char,
+    /// Session id (field 6); 0 when the session leader lives outside this pid
+    /// namespace, as for processes started by `docker exec` and the like.
+    pub session: i32,
     /// Command name (`comm`), at most 15 bytes, may contain spaces and parentheses.
     pub comm: String,
 }
@@ -60,12 +63,14 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
         return None;
     }
     let ppid = rest.get(1)?.parse().ok()?;
+    let session = rest.get(6 - 3)?.parse().ok()?;
     let start_time = rest.get(22 - 3)?.parse().ok()?;
     Some(Stat {
         info: ProcInfo {
             pid,
             ppid,
             state,
+            session,
             comm,
         },
         start_time,
@@ -181,6 +186,11 @@ impl ProcFs {
     }
 }
 
+/// The process `pid` as `/proc` shows it now, or `None` if it is gone.
+pub fn process(pid: i32) -> Option<ProcInfo> {
+    ProcFs::system().stat(pid).map(|stat| stat.info)
+}
+
 /// Processes whose parent is `pid` (zombies included), sorted by pid.
 pub fn children_of(pid: i32) -> Vec<ProcInfo> {
     ProcFs::system().children_of(pid)
@@ -264,6 +274,7 @@ pub(crate) mod tests {
                 pid: 123,
                 ppid: 1,
                 state: 'S',
+                session: 123,
                 comm: "a b) c".into()
             }
         );
