@@ -28,7 +28,7 @@ use crate::sys::signals::{self, SignalFd};
 
 /// How long the SIGKILL phase may keep sweeping before giving up (processes stuck in
 /// uninterruptible sleep cannot be reaped any faster; we never loop forever).
-const KILL_PHASE_BOUND: Duration = Duration::from_secs(10);
+pub const KILL_PHASE_BOUND: Duration = Duration::from_secs(10);
 
 /// Least time between two walks of the tree while waiting for SIGTERM to work.
 const REWALK_INTERVAL: Duration = Duration::from_millis(5);
@@ -259,10 +259,7 @@ impl Keeper {
         let mut killed: HashSet<i32> = HashSet::new();
         loop {
             if Instant::now() >= sweep_from {
-                for m in self.procfs.pin_new(self.me, &killed, false) {
-                    let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
-                    killed.insert(m.pid);
-                }
+                kill_pass(&self.procfs, self.me, &mut killed);
             }
             if !self.reap() {
                 return 0;
@@ -289,6 +286,20 @@ impl Keeper {
             Err(_) => false,
         }
     }
+}
+
+/// One SIGKILL pass over the descendants of `root` (the calling process, a subreaper): every
+/// member not in `spared` is pinned, SIGKILLed through its pidfd and added to `spared`. The
+/// walk does not go below spared processes: a killed one cannot fork any more, and its live
+/// children are re-parented to `root`, where the next pass finds them. Returns how many were
+/// killed.
+pub fn kill_pass(procfs: &ProcFs, root: i32, spared: &mut HashSet<i32>) -> usize {
+    let found = procfs.pin_new(root, spared, false);
+    for m in &found {
+        let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
+        spared.insert(m.pid);
+    }
+    found.len()
 }
 
 /// `poll` with a `Duration` timeout (None = forever), EINTR retried as a zero-event return.

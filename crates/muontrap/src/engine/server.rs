@@ -13,20 +13,23 @@
 //! socket, not the server, is the command's lifeline. If the server dies, running keepers are
 //! unaffected; if the owner dies, every keeper sees end-of-stream and stops its tree.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
-use rustix::event::epoll;
+use rustix::event::{PollFd, PollFlags, epoll};
+use rustix::process::{Pid, PidfdFlags};
 
 use super::control::{Control, Message};
-use super::keeper::Keeper;
+use super::keeper::{self, KILL_PHASE_BOUND, Keeper};
 use super::spec::LaunchSpec;
 use super::watch::{Ending, Lifeline, LifelineEvent, watch};
 use crate::cgroup::plan::CGROUP_STAGE_BASE;
 use crate::sys::exec::{self, SpawnError};
 use crate::sys::fdpass;
+use crate::sys::proc_tree::ProcFs;
 use crate::sys::process::{self, Forked};
 use crate::sys::signals;
 
@@ -49,7 +52,7 @@ pub fn serve_stdin() -> ! {
 fn serve(sock: OwnedFd) -> io::Result<()> {
     // Terminal signals go to the owner; if it dies, lifelines close. Keepers must survive
     // long enough to clean up, so they ignore them. SIGCHLD ignored: the kernel reaps the
-    // per-command keepers we fork (they reset it for themselves).
+    // per-command keepers we fork (they reset it for themselves), and the orphans below.
     signals::ignore(&[
         libc::SIGINT,
         libc::SIGQUIT,
@@ -60,6 +63,10 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
     signals::unblock_all()?;
     let null = exec::open_dev_null()?;
     process::set_name(c"mt-keeper-srv");
+    // The subreaper above every keeper: if a keeper is killed (the OOM killer, a stray
+    // `kill -9`), the rest of its tree is re-parented here rather than to init, and
+    // `Pool::bury` kills it.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     // Tell the owner the hook ran and we are a keeper server, not its program.
     fdpass::send_with_fds(sock.as_fd(), b"K", &[])?;
     // The server holds one socket per running command: lift its descriptor limit to the hard
@@ -104,10 +111,19 @@ struct Pool {
     /// The owner's descriptor limit, which keepers restore for their commands.
     owner_nofile: rustix::process::Rlimit,
     /// Keepers waiting for a request (their sockets are not in the epoll set).
-    idle: Vec<OwnedFd>,
-    /// Keepers running a command, by descriptor number (in the epoll set).
-    busy: HashMap<RawFd, OwnedFd>,
+    idle: Vec<KeeperProc>,
+    /// Keepers running a command, by descriptor number of their socket (in the epoll set).
+    busy: HashMap<RawFd, KeeperProc>,
     events: Vec<epoll::Event>,
+}
+
+/// A keeper process, as the server holds it.
+struct KeeperProc {
+    /// The server's end of the keeper's socket.
+    sock: OwnedFd,
+    pid: i32,
+    /// Readable once the keeper has exited and its orphans have been re-parented to us.
+    pidfd: OwnedFd,
 }
 
 enum Ready {
@@ -160,13 +176,13 @@ impl Pool {
     fn dispatch(&mut self, payload: &[u8], fds: Vec<OwnedFd>, null: &OwnedFd) {
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         while let Some(k) = self.idle.pop() {
-            if fdpass::send_with_fds(k.as_fd(), &frame(payload), &borrowed).is_ok() {
+            if fdpass::send_with_fds(k.sock.as_fd(), &frame(payload), &borrowed).is_ok() {
                 self.make_busy(k);
                 return; // our copies of the command's descriptors close here
             }
         }
         match fork_keeper_process(null, &self.owner_nofile) {
-            Ok(k) if fdpass::send_with_fds(k.as_fd(), &frame(payload), &borrowed).is_ok() => {
+            Ok(k) if fdpass::send_with_fds(k.sock.as_fd(), &frame(payload), &borrowed).is_ok() => {
                 self.make_busy(k)
             }
             Ok(_) => fail_request(fds, libc::EPIPE),
@@ -174,11 +190,11 @@ impl Pool {
         }
     }
 
-    fn make_busy(&mut self, k: OwnedFd) {
-        let raw = k.as_raw_fd();
+    fn make_busy(&mut self, k: KeeperProc) {
+        let raw = k.sock.as_raw_fd();
         if epoll::add(
             &self.epoll,
-            &k,
+            &k.sock,
             epoll::EventData::new_u64(raw as u64),
             epoll::EventFlags::IN,
         )
@@ -194,12 +210,54 @@ impl Pool {
         let Some(k) = self.busy.remove(&raw) else {
             return;
         };
-        let _ = epoll::delete(&self.epoll, &k);
+        let _ = epoll::delete(&self.epoll, &k.sock);
         let mut byte = [0u8; 1];
-        let free = matches!(rustix::io::read(&k, &mut byte), Ok(1)) && byte[0] == FREE;
-        if free && self.idle.len() < MAX_IDLE {
+        let free = matches!(rustix::io::read(&k.sock, &mut byte), Ok(1)) && byte[0] == FREE;
+        if !free {
+            self.bury(k);
+        } else if self.idle.len() < MAX_IDLE {
             self.idle.push(k);
         }
+        // A free keeper beyond MAX_IDLE is let go: it exits when its socket closes here.
+    }
+
+    /// A busy keeper went away without reporting itself free: it may have been killed with its
+    /// tree still running. Its command dies with it (`PR_SET_PDEATHSIG`); the rest of the tree
+    /// has been re-parented to us: kill it (SIGCHLD is ignored, so the kernel reaps it).
+    fn bury(&mut self, k: KeeperProc) {
+        // The keeper's socket closes early in its exit, its orphans move to us later: wait for
+        // the pidfd, which becomes readable only after that.
+        let mut fds = [PollFd::new(&k.pidfd, PollFlags::IN)];
+        let _ = keeper::poll(&mut fds, Some(Duration::from_secs(1)));
+        drop(k);
+        let keepers: HashSet<i32> = (self.idle.iter().map(|k| k.pid))
+            .chain(self.busy.values().map(|k| k.pid))
+            .collect();
+        let left = kill_orphans(&keepers);
+        if left > 0 {
+            eprintln!("muontrap keeper server: {left} orphaned processes survived SIGKILL");
+        }
+    }
+}
+
+/// Kills every descendant of the server that is not under a live keeper (in `keepers`), until
+/// none is left or [`KILL_PHASE_BOUND`] has passed. Returns how many are left.
+fn kill_orphans(keepers: &HashSet<i32>) -> usize {
+    let procfs = ProcFs::default();
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let mut spared = keepers.clone();
+    let bound = Instant::now() + KILL_PHASE_BOUND;
+    loop {
+        keeper::kill_pass(&procfs, me, &mut spared);
+        let left = procfs
+            .descendants_where(me, |p| !keepers.contains(&p))
+            .into_iter()
+            .filter(|(p, _)| !keepers.contains(p))
+            .count();
+        if left == 0 || Instant::now() >= bound {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -241,7 +299,7 @@ fn read_request(sock: &OwnedFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
 /// Forks a keeper process. It serves one request at a time from its socket to the server and,
 /// after each command whose tree is entirely gone, reports itself free for the next one.
 /// Returns the server's end of the socket.
-fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::Result<OwnedFd> {
+fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::Result<KeeperProc> {
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::STREAM,
@@ -280,7 +338,21 @@ fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::
                 }
             }
         }
-        Forked::Parent(_) => Ok(ours),
+        Forked::Parent(pid) => {
+            // The new keeper blocks on its socket until we write or close it, so short of
+            // being killed in the microseconds since the fork it has not exited (and been
+            // reaped, SIGCHLD being ignored): the pid is still its own. If this fails,
+            // dropping `ours` lets the keeper go.
+            let pidfd = rustix::process::pidfd_open(
+                Pid::from_raw(pid).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?,
+                PidfdFlags::empty(),
+            )?;
+            Ok(KeeperProc {
+                sock: ours,
+                pid,
+                pidfd,
+            })
+        }
     }
 }
 
