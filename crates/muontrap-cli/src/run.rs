@@ -163,7 +163,7 @@ pub(crate) fn spawn_contained(
         None => None,
     };
     if let Some(cg) = &cgroup {
-        plan.join_cgroups(&cg.join_fds());
+        plan.join_cgroups(&cg.join_fds(), cg.v2_dir_fd());
     }
     let pid = keeper.spawn(plan).map_err(Launch::Spawn)?;
     if let Some(cg) = cgroup {

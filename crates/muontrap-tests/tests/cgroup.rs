@@ -178,6 +178,69 @@ fn finish(mut child: muontrap::Child, id: &TestId, cg: &TestCgroup) {
     cg.assert_no_leftovers();
 }
 
+/// The v2 line (`0::/path`) of `/proc/<pid>/cgroup` text.
+fn v2_path(proc_cgroup: &str) -> Option<&str> {
+    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
+#[test]
+fn the_command_is_cloned_straight_into_the_v2_cgroup() {
+    use muontrap::sys::exec::{self, ExecPlan, FdAction};
+    use std::ffi::CString;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    let Some(cg) = TestCgroup::new("clone-into") else {
+        return;
+    };
+    let (Some(mount), Some(own)) = (&cg.layout.unified, &cg.layout.own_unified) else {
+        skip("no cgroup v2 hierarchy to clone into");
+        return;
+    };
+    let dir = mount.dir_of(own).expect("our v2 directory").join(&cg.name);
+    std::fs::create_dir(&dir).expect("mkdir the test cgroup");
+    let dir_fd = std::fs::File::open(&dir).expect("open the cgroup directory");
+    // Where the v2 `cgroup.procs` descriptor belongs, a read-only one: writing the pid to it
+    // fails, so the spawn succeeds only if the child was born inside and skipped that write.
+    let unwritable = std::fs::File::open("/dev/null").expect("/dev/null");
+    let (read_end, write_end) = std::io::pipe().expect("pipe");
+    let id = TestId::new("clone-into");
+    let marker = CString::new(format!("{}={}", muontrap_tests::MARKER_VAR, id.as_str())).unwrap();
+    let mut plan = ExecPlan::new(
+        c"/bin/cat".into(),
+        vec![c"cat".into(), c"/proc/self/cgroup".into()],
+        vec![marker],
+    );
+    plan.stdio(1, FdAction::Dup(write_end.as_raw_fd()))
+        .join_cgroups(&[unwritable.as_raw_fd()], Some(dir_fd.as_raw_fd()));
+    let spawned = exec::spawn(&plan);
+    drop(write_end);
+    let mut out = String::new();
+    let _ = (&read_end).read_to_string(&mut out);
+    if let Ok(pid) = spawned {
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        );
+    }
+    std::fs::remove_dir(&dir).expect("rmdir the emptied test cgroup");
+    match spawned {
+        Ok(_) => {}
+        Err(exec::SpawnError::Child(f)) if f.stage == exec::ExecStage::Cgroup => {
+            panic!("not born inside: the child fell back to writing cgroup.procs ({f:?})")
+        }
+        Err(e) => panic!("spawn: {e:?}"),
+    }
+    let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let expected = format!(
+        "{}/{}",
+        v2_path(&ours).expect("a v2 line").trim_end_matches('/'),
+        cg.name
+    );
+    assert_eq!(v2_path(&out), Some(expected.as_str()), "{out}");
+    cg.assert_no_leftovers();
+}
+
 #[test]
 fn memory_limit_oom_kills_the_hog_and_statistics_report_it() {
     let Some(cg) = TestCgroup::new("oom") else {

@@ -381,6 +381,7 @@ impl CgroupPlan {
             dirs: self.dirs.clone(),
             created: Vec::new(),
             procs: Vec::new(),
+            v2_dir: None,
             released: false,
         };
         let mut enable_errors: Vec<(String, io::Error)> = Vec::new();
@@ -416,6 +417,20 @@ impl CgroupPlan {
                 }
             }
         }
+        // For `clone3(CLONE_INTO_CGROUP)`; without it (old kernels) the command joins the v2
+        // directory through its `cgroup.procs` like the others.
+        live.v2_dir = self.dirs.unified.as_ref().and_then(|dir| {
+            rustix::fs::open(
+                dir,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(io::Error::from)
+            .and_then(crate::sys::exec::above_stdio)
+            .ok()
+        });
         Ok(live)
     }
 
@@ -718,6 +733,8 @@ pub struct LiveCgroup {
     dirs: Dirs,
     created: Vec<PathBuf>,
     procs: Vec<OwnedFd>,
+    /// The v2 directory, open, for the command to be cloned straight into.
+    v2_dir: Option<OwnedFd>,
     released: bool,
 }
 
@@ -725,14 +742,22 @@ pub struct LiveCgroup {
 const TEARDOWN_BOUND: Duration = Duration::from_secs(5);
 
 impl LiveCgroup {
-    /// The open `cgroup.procs` descriptors, for the child to write its pid to.
+    /// The open `cgroup.procs` descriptors, for the child to write its pid to (v2 first).
     pub fn join_fds(&self) -> Vec<RawFd> {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The v2 directory, open, if there is one: [`crate::sys::exec::spawn`] clones the
+    /// command straight into it (`CLONE_INTO_CGROUP`), and then the first of
+    /// [`LiveCgroup::join_fds`] needs no write.
+    pub fn v2_dir_fd(&self) -> Option<RawFd> {
+        self.v2_dir.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     /// Closes the join descriptors (after the command was spawned).
     pub fn close_join_fds(&mut self) {
         self.procs.clear();
+        self.v2_dir = None;
     }
 
     /// The directories.

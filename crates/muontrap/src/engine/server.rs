@@ -395,7 +395,7 @@ fn keep_one(
         Err(e) => return fail(0, &e),
     };
     if let Some(cg) = &cgroup {
-        plan.join_cgroups(&cg.join_fds());
+        plan.join_cgroups(&cg.join_fds(), cg.v2_dir_fd());
     }
     match keeper.spawn(&plan) {
         Ok(pid) => {

@@ -13,6 +13,7 @@
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the child's fd 0, 1 or 2 becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,7 @@ pub struct ExecPlan {
     umask: Option<libc::mode_t>,
     parent_death_kill: bool,
     cgroup_procs: Vec<RawFd>,
+    cgroup_v2_dir: Option<RawFd>,
 }
 
 const SH: &CStr = c"/bin/sh";
@@ -141,6 +143,7 @@ impl ExecPlan {
             umask: None,
             parent_death_kill: true,
             cgroup_procs: Vec::new(),
+            cgroup_v2_dir: None,
         };
         plan.argv_ptrs = plan.argv.iter().map(|a| a.as_ptr()).collect();
         plan.argv_ptrs.push(std::ptr::null());
@@ -200,11 +203,14 @@ impl ExecPlan {
         self
     }
 
-    /// Several `cgroup.procs` descriptors (one per cgroup v1 hierarchy, plus the v2 one on a
-    /// hybrid machine); the child joins them in order, and any failed write fails the spawn
-    /// at [`ExecStage::Cgroup`].
-    pub fn join_cgroups(&mut self, procs: &[RawFd]) -> &mut Self {
+    /// The cgroups to join: `cgroup.procs` descriptors (the v2 one first, then one per v1
+    /// hierarchy), and the v2 directory itself if `procs[0]` is its `cgroup.procs`. With the
+    /// directory, the child is born inside it (`clone3` with `CLONE_INTO_CGROUP`) and writes
+    /// only the others; where the kernel cannot do that, it writes all of them. Any failed
+    /// write fails the spawn at [`ExecStage::Cgroup`].
+    pub fn join_cgroups(&mut self, procs: &[RawFd], v2_dir: Option<RawFd>) -> &mut Self {
         self.cgroup_procs = procs.to_vec();
+        self.cgroup_v2_dir = v2_dir.filter(|_| !procs.is_empty());
         self
     }
 }
@@ -275,35 +281,14 @@ pub fn spawn(plan: &ExecPlan) -> Result<i32, SpawnError> {
     let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| SpawnError::Setup(e.into()))?;
     let parent = rustix::process::getpid().as_raw_nonzero().get();
-    // vfork-style: the child shares our memory and runs on its own stack until it execs, and
-    // we are suspended until then (CLONE_VFORK). No page tables are copied, which is what
-    // makes spawning from the keeper cheap; it is safe because the child only makes
-    // async-signal-safe calls on data prepared before the clone (glibc's posix_spawn works
-    // the same way). The stack is heap memory that outlives the child's use of it: we do not
-    // return (or free it) before the child has exec'd or exited.
-    let mut stack = vec![0u8; CHILD_STACK_SIZE];
-    let args = ChildArgs {
-        plan,
-        err_fd: err_write.as_raw_fd(),
-        parent,
+    let into_cgroup = plan
+        .cgroup_v2_dir
+        .filter(|_| CLONE_INTO_CGROUP_WORKS.load(Ordering::Relaxed))
+        .and_then(|dir| clone_into_cgroup(plan, dir, err_write.as_raw_fd(), parent).ok());
+    let pid = match into_cgroup {
+        Some(pid) => pid,
+        None => clone_vfork(plan, err_write.as_raw_fd(), parent).map_err(SpawnError::Setup)?,
     };
-    // The stack grows down; the ABI wants 16-byte alignment.
-    let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
-    // SAFETY: `child_entry` receives a pointer to `args`, alive until clone returns (the
-    // parent is suspended until the child execs or exits); `top` is the aligned end of a live,
-    // writable buffer; SIGCHLD as exit signal makes it an ordinary waitable child.
-    let pid = unsafe {
-        libc::clone(
-            child_entry,
-            top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            (&args as *const ChildArgs<'_>).cast_mut().cast(),
-        )
-    };
-    drop(stack);
-    if pid < 0 {
-        return Err(SpawnError::Setup(io::Error::last_os_error()));
-    }
     drop(err_write);
     let mut report = [0u8; 8];
     let mut got = 0;
@@ -331,6 +316,102 @@ pub fn spawn(plan: &ExecPlan) -> Result<i32, SpawnError> {
     }))
 }
 
+/// Whether `clone3(CLONE_INTO_CGROUP)` may work here: cleared for good by the first kernel that
+/// does not know `clone3` (before 5.3) or the flag (before 5.7).
+static CLONE_INTO_CGROUP_WORKS: AtomicBool = AtomicBool::new(true);
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Clones the child straight into the v2 cgroup `dir`, so that it is accounted and contained
+/// from its first instruction; it then joins only the remaining (v1) hierarchies. Fork
+/// semantics (no shared memory: a raw `clone3` child cannot run on a stack of its own without
+/// assembly), suspended until the child execs like vfork. Any error means "use the vfork path",
+/// which writes every `cgroup.procs` and reports a failed join precisely.
+fn clone_into_cgroup(plan: &ExecPlan, dir: RawFd, err_fd: RawFd, parent: i32) -> io::Result<i32> {
+    let args = CloneArgs {
+        flags: libc::CLONE_VFORK as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 reads `args` (live for the call, its size passed along). Without CLONE_VM
+    // the child gets a copy of our memory and continues here on a copy of this stack, like
+    // after fork; it only runs `child_after_fork`, which never returns.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        // SAFETY: we are the new child; the v2 join is done (procs[0] is skipped).
+        0 => unsafe { child_after_fork(plan, &plan.cgroup_procs[1..], err_fd, parent) },
+        -1 => {
+            let e = io::Error::last_os_error();
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+            ) {
+                CLONE_INTO_CGROUP_WORKS.store(false, Ordering::Relaxed);
+            }
+            Err(e)
+        }
+        pid => Ok(pid as i32),
+    }
+}
+
+/// Starts the child vfork-style; it joins every cgroup of the plan by writing its pid.
+fn clone_vfork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> io::Result<i32> {
+    // vfork-style: the child shares our memory and runs on its own stack until it execs, and
+    // we are suspended until then (CLONE_VFORK). No page tables are copied, which is what
+    // makes spawning from the keeper cheap; it is safe because the child only makes
+    // async-signal-safe calls on data prepared before the clone (glibc's posix_spawn works
+    // the same way). The stack is heap memory that outlives the child's use of it: we do not
+    // return (or free it) before the child has exec'd or exited.
+    let mut stack = vec![0u8; CHILD_STACK_SIZE];
+    let args = ChildArgs {
+        plan,
+        err_fd,
+        parent,
+    };
+    // The stack grows down; the ABI wants 16-byte alignment.
+    let top = ((stack.as_mut_ptr() as usize + stack.len()) & !15) as *mut libc::c_void;
+    // SAFETY: `child_entry` receives a pointer to `args`, alive until clone returns (the
+    // parent is suspended until the child execs or exits); `top` is the aligned end of a live,
+    // writable buffer; SIGCHLD as exit signal makes it an ordinary waitable child.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&args as *const ChildArgs<'_>).cast_mut().cast(),
+        )
+    };
+    drop(stack);
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
 /// Stack for the vfork-style child (it only runs the setup below before exec).
 const CHILD_STACK_SIZE: usize = 64 * 1024;
 
@@ -344,7 +425,7 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
     // SAFETY: `arg` points to the `ChildArgs` that `spawn` keeps alive while we run.
     let args = unsafe { &*(arg as *const ChildArgs<'_>) };
     // SAFETY: we are the new child; `child_after_fork` never returns.
-    unsafe { child_after_fork(args.plan, args.err_fd, args.parent) }
+    unsafe { child_after_fork(args.plan, &args.plan.cgroup_procs, args.err_fd, args.parent) }
 }
 
 /// Why [`spawn`] failed.
@@ -361,7 +442,7 @@ pub enum SpawnError {
 ///
 /// # Safety
 /// Must be called only in a freshly cloned child.
-unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
+unsafe fn child_after_fork(plan: &ExecPlan, joins: &[RawFd], err_fd: RawFd, parent: i32) -> ! {
     let fail = |stage: ExecStage| -> ! {
         let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
         let mut msg = [0u8; 8];
@@ -415,10 +496,10 @@ unsafe fn child_after_fork(plan: &ExecPlan, err_fd: RawFd, parent: i32) -> ! {
         }
         // 3. Join the cgroup(s) before anything else can fork. The write's result is the
         //    kernel's verdict (e.g. an empty v1 cpuset refuses tasks), so it is checked.
-        if !plan.cgroup_procs.is_empty() {
+        if !joins.is_empty() {
             let mut buf = [0u8; 12];
             let n = format_decimal(libc::getpid() as u32, &mut buf);
-            for &fd in &plan.cgroup_procs {
+            for &fd in joins {
                 if libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
                     fail(ExecStage::Cgroup);
                 }
