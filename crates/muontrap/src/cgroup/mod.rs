@@ -15,10 +15,11 @@
 //!   and sends to the keeper inside the launch spec, so the owner knows every path without a
 //!   round trip. The **keeper** executes it ([`CgroupPlan::create`]) *before* spawning, and
 //!   removes everything it created if any step fails, so a bad setting leaves no directory.
-//!   The command then joins every directory (v2 leaf, and one per v1 hierarchy) between fork
-//!   and exec by writing its pid to the `cgroup.procs` descriptors the keeper opened; the write
-//!   is checked, and a failed join fails the spawn. Nothing the command forks can start
-//!   outside.
+//!   The command is born inside the v2 leaf (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7+)
+//!   and joins every other directory (one per v1 hierarchy) between fork and exec by writing
+//!   its pid to the `cgroup.procs` descriptors the keeper opened; each write is checked, and a
+//!   failed join fails the spawn. Where the kernel cannot clone into a cgroup, the v2 leaf is
+//!   joined by a write too. Nothing the command forks can start outside.
 //! - Teardown happens in the keeper, so it also happens when the owner is SIGKILLed:
 //!   `cgroup.kill` where the v2 hierarchy has it (also on hybrid machines), otherwise the v1
 //!   freezer and a SIGKILL sweep; then wait until the cgroup is empty (`cgroup.events`
@@ -33,10 +34,10 @@
 //! an error naming them; `memory_swap_max` becomes `memory.memsw.limit_in_bytes`
 //! (memory + swap) and needs `memory_max`.
 //!
-//! Why join-before-exec and not `clone3(CLONE_INTO_CGROUP)`: on v1 and hybrid machines the
-//! command has to enter several hierarchies and `CLONE_INTO_CGROUP` only covers the v2 one, so
-//! the `cgroup.procs` write is needed anyway; it happens in the child before it can fork, so
-//! there is no window in which a descendant could be born outside.
+//! Why both: `CLONE_INTO_CGROUP` covers only the v2 hierarchy, so on v1 and hybrid machines
+//! the `cgroup.procs` writes are needed anyway; they happen in the child before it can fork,
+//! so no descendant can be born outside either way. Cloning into the v2 leaf makes the
+//! placement atomic and skips a migration (`docs/design.md` §5 has the measurements).
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Fork and exec of the contained command, with every allocation done before the fork.
 //!
 //! Why this is hand-written instead of `std::process::Command`: the keeper needs the child to
-//! (a) join a cgroup and drop credentials in a precise order (setgid → setgroups → setuid),
+//! (a) be born in (or join) a cgroup and drop credentials in a precise order (setgid → setgroups → setuid),
 //! (b) get `PR_SET_PDEATHSIG` tied to the keeper's only thread and re-check the parent pid
 //! afterwards (the parent may already be gone), (c) reset *every* signal disposition and the
 //! mask that the keeper changed for its own `signalfd`, and (d) report exactly which stage
