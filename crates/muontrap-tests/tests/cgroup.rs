@@ -636,6 +636,46 @@ fn bad_setting_is_a_clear_error_and_leaves_no_directory() {
 }
 
 #[test]
+fn a_sigkilled_keeper_leaves_no_cgroup_behind() {
+    // The keeper removes the cgroup at the end; if it is SIGKILLed instead, its keeper server
+    // kills the orphaned tree and removes the directories the keeper had created.
+    let Some(cg) = TestCgroup::new("keeper-kill") else {
+        return;
+    };
+    let id = TestId::new("cg-keeper-kill");
+    let mut cmd = shell(&id, &cg, Limits::new(), "exec \"$FIXTURE\" grandchildren 3");
+    let Some(mut child) = spawn_or_skip(&mut cmd) else {
+        return;
+    };
+    let stdout = child.stdout.as_ref().expect("piped");
+    wait_for_line(stdout, "ready", READY).expect("the tree is up");
+    wait_for_count(&id, 4, READY).expect("4 processes");
+    assert!(
+        !cg.leftovers().is_empty(),
+        "the cgroup exists while it runs"
+    );
+    let keeper = muontrap_tests::process(child.id() as i32)
+        .expect("the command is alive")
+        .ppid;
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(keeper).expect("a pid"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .expect("pin the keeper");
+    assert_eq!(
+        muontrap_tests::process(keeper).map(|p| p.comm),
+        Some("mt-keeper".to_owned())
+    );
+    rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL)
+        .expect("SIGKILL the keeper");
+    if let Err(left) = wait_until_gone(&id, GONE) {
+        panic!("processes left: {left:?}");
+    }
+    cg.assert_no_leftovers();
+    assert!(matches!(child.wait(), Err(muontrap::Error::KeeperLost)));
+}
+
+#[test]
 fn v1_refuses_what_it_cannot_express() {
     let Some(cg) = TestCgroup::new("v1no") else {
         return;

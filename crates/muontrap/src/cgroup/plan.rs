@@ -434,6 +434,21 @@ impl CgroupPlan {
         Ok(live)
     }
 
+    /// The cgroup of a keeper that died before removing it, given the directories it
+    /// created ([`LiveCgroup::created`]): dropping (or releasing) the result kills what is
+    /// left in it, waits until it is empty and removes those directories, like the keeper
+    /// would have.
+    pub fn leftover(&self, created: Vec<PathBuf>) -> LiveCgroup {
+        LiveCgroup {
+            kind: self.kind,
+            dirs: self.dirs.clone(),
+            created,
+            procs: Vec::new(),
+            v2_dir: None,
+            released: false,
+        }
+    }
+
     /// Rebuilds the error of a failed step reported by a keeper as `(step, errno)`.
     pub fn failure(&self, step: usize, errno: i32) -> CgroupError {
         let source = io::Error::from_raw_os_error(errno);
@@ -763,6 +778,12 @@ impl LiveCgroup {
     /// The directories.
     pub fn dirs(&self) -> &Dirs {
         &self.dirs
+    }
+
+    /// The directories this cgroup's creation made (and its release removes), in creation
+    /// order.
+    pub fn created(&self) -> &[PathBuf] {
+        &self.created
     }
 
     /// Kills every process in the cgroup at once: `cgroup.kill` where the v2 hierarchy has it,

@@ -111,8 +111,10 @@ impl Keeper {
 
     /// Kills whatever is left in the command's cgroup, reaps, waits until the cgroup is empty,
     /// records its final statistics ([`Keeper::cgroup_statistics`]) and removes it. Call it
-    /// once the tree has been stopped, before reporting the end to the owner.
-    pub fn release_cgroup(&mut self) {
+    /// once the tree has been stopped, before reporting the end to the owner. Returns whether
+    /// there was a cgroup.
+    pub fn release_cgroup(&mut self) -> bool {
+        let had = self.cgroup.is_some();
         if let Some(mut cg) = self.cgroup.take() {
             if cg.populated() {
                 cg.kill();
@@ -123,6 +125,7 @@ impl Keeper {
             }
             self.cgroup_stats = cg.release();
         }
+        had
     }
 
     /// The cgroup's statistics as they were when it was removed.

@@ -16,6 +16,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
@@ -93,7 +95,7 @@ fn serve(sock: OwnedFd) -> io::Result<()> {
                     let Some((payload, fds)) = read_request(&sock)? else {
                         return Ok(()); // the owner is gone
                     };
-                    pool.dispatch(&payload, fds, &null);
+                    pool.dispatch(payload, fds, &null);
                 }
                 Ready::Keeper(fd) => pool.keeper_ready(fd),
             }
@@ -124,6 +126,12 @@ struct KeeperProc {
     pid: i32,
     /// Readable once the keeper has exited and its orphans have been re-parented to us.
     pidfd: OwnedFd,
+    /// The encoded spec of the command it runs (busy keepers only).
+    spec: Vec<u8>,
+    /// Bytes of notes received but not parsed yet (a note may arrive in pieces).
+    inbox: Vec<u8>,
+    /// The cgroup directories it created and has not removed yet.
+    cgroup_dirs: Option<Vec<PathBuf>>,
 }
 
 enum Ready {
@@ -173,24 +181,27 @@ impl Pool {
     }
 
     /// Hands a request to an idle keeper, or to a freshly forked one.
-    fn dispatch(&mut self, payload: &[u8], fds: Vec<OwnedFd>, null: &OwnedFd) {
+    fn dispatch(&mut self, payload: Vec<u8>, fds: Vec<OwnedFd>, null: &OwnedFd) {
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         while let Some(k) = self.idle.pop() {
-            if fdpass::send_with_fds(k.sock.as_fd(), &frame(payload), &borrowed).is_ok() {
-                self.make_busy(k);
+            if fdpass::send_with_fds(k.sock.as_fd(), &frame(&payload), &borrowed).is_ok() {
+                self.make_busy(k, payload);
                 return; // our copies of the command's descriptors close here
             }
         }
         match fork_keeper_process(null, &self.owner_nofile) {
-            Ok(k) if fdpass::send_with_fds(k.sock.as_fd(), &frame(payload), &borrowed).is_ok() => {
-                self.make_busy(k)
+            Ok(k) if fdpass::send_with_fds(k.sock.as_fd(), &frame(&payload), &borrowed).is_ok() => {
+                self.make_busy(k, payload)
             }
             Ok(_) => fail_request(fds, libc::EPIPE),
             Err(e) => fail_request(fds, e.raw_os_error().unwrap_or(libc::EAGAIN)),
         }
     }
 
-    fn make_busy(&mut self, k: KeeperProc) {
+    fn make_busy(&mut self, mut k: KeeperProc, spec: Vec<u8>) {
+        k.spec = spec;
+        k.inbox.clear();
+        k.cgroup_dirs = None;
         let raw = k.sock.as_raw_fd();
         if epoll::add(
             &self.epoll,
@@ -205,20 +216,42 @@ impl Pool {
         // If it cannot be watched, dropping it makes the keeper exit after its command.
     }
 
-    /// A busy keeper wrote "free" (or died): park it, or let it go.
+    /// A busy keeper wrote notes, or died: track its cgroup; park it when it is free, let it
+    /// go when it leaves, bury it when it died.
     fn keeper_ready(&mut self, raw: RawFd) {
+        let Some(k) = self.busy.get_mut(&raw) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let end = match rustix::io::read(&k.sock, &mut buf) {
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => return,
+            Ok(0) | Err(_) => Some(Note::Died),
+            Ok(n) => {
+                k.inbox.extend_from_slice(&buf[..n]);
+                let mut end = None;
+                for note in parse_notes(&mut k.inbox) {
+                    match note {
+                        Note::CgroupMade(dirs) => k.cgroup_dirs = Some(dirs),
+                        Note::CgroupGone => k.cgroup_dirs = None,
+                        Note::Free | Note::Leaving | Note::Died => end = Some(note),
+                    }
+                }
+                end
+            }
+        };
+        let Some(end) = end else {
+            return; // still busy
+        };
         let Some(k) = self.busy.remove(&raw) else {
             return;
         };
         let _ = epoll::delete(&self.epoll, &k.sock);
-        let mut byte = [0u8; 1];
-        let free = matches!(rustix::io::read(&k.sock, &mut byte), Ok(1)) && byte[0] == FREE;
-        if !free {
-            self.bury(k);
-        } else if self.idle.len() < MAX_IDLE {
-            self.idle.push(k);
+        match end {
+            Note::Died => self.bury(k),
+            Note::Free if self.idle.len() < MAX_IDLE => self.idle.push(k),
+            // A free keeper beyond MAX_IDLE is let go: it exits when its socket closes here.
+            _ => {}
         }
-        // A free keeper beyond MAX_IDLE is let go: it exits when its socket closes here.
     }
 
     /// A busy keeper went away without reporting itself free: it may have been killed with its
@@ -229,7 +262,6 @@ impl Pool {
         // the pidfd, which becomes readable only after that.
         let mut fds = [PollFd::new(&k.pidfd, PollFlags::IN)];
         let _ = keeper::poll(&mut fds, Some(Duration::from_secs(1)));
-        drop(k);
         let keepers: HashSet<i32> = (self.idle.iter().map(|k| k.pid))
             .chain(self.busy.values().map(|k| k.pid))
             .collect();
@@ -237,7 +269,90 @@ impl Pool {
         if left > 0 {
             eprintln!("muontrap keeper server: {left} orphaned processes survived SIGKILL");
         }
+        // The cgroup it had made: kill what is left in it (a member moved out of the tree is
+        // still in it), wait until it is empty, remove the directories it created.
+        let plan = k.cgroup_dirs.and_then(|dirs| {
+            let spec = LaunchSpec::decode(&k.spec).ok()?;
+            Some(spec.cgroup?.leftover(dirs))
+        });
+        drop(plan);
     }
+}
+
+/// What a keeper tells the server over its socket.
+#[derive(Debug, PartialEq, Eq)]
+enum Note {
+    /// `C`, a little-endian `u32` length, then the paths it created, each ending in NUL.
+    CgroupMade(Vec<PathBuf>),
+    /// `R`: it removed its cgroup.
+    CgroupGone,
+    /// `F`: its command's tree is gone, and it can take the next request.
+    Free,
+    /// `X`: it is exiting on purpose, with nothing left behind.
+    Leaving,
+    /// End of stream without `F` or `X` (never on the wire).
+    Died,
+}
+
+const NOTE_CGROUP_MADE: u8 = b'C';
+const NOTE_CGROUP_GONE: u8 = b'R';
+const NOTE_FREE: u8 = b'F';
+const NOTE_LEAVING: u8 = b'X';
+
+/// Takes every complete note off the front of `inbox`; a partial one stays for later. An
+/// unknown byte (never written) is read as `Leaving`, which drops the keeper.
+fn parse_notes(inbox: &mut Vec<u8>) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let mut at = 0;
+    while let Some(&tag) = inbox.get(at) {
+        let note = match tag {
+            NOTE_CGROUP_MADE => {
+                let Some(len) = inbox.get(at + 1..at + 5) else {
+                    break;
+                };
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                let Some(body) = inbox.get(at + 5..at + 5 + len) else {
+                    break;
+                };
+                at += 5 + len;
+                Note::CgroupMade(
+                    body.split(|&b| b == 0)
+                        .filter(|p| !p.is_empty())
+                        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+                        .collect(),
+                )
+            }
+            other => {
+                at += 1;
+                match other {
+                    NOTE_CGROUP_GONE => Note::CgroupGone,
+                    NOTE_FREE => Note::Free,
+                    _ => Note::Leaving,
+                }
+            }
+        };
+        notes.push(note);
+    }
+    inbox.drain(..at);
+    notes
+}
+
+/// The `C` note for `dirs`.
+fn cgroup_made_note(dirs: &[PathBuf]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for d in dirs {
+        body.extend_from_slice(d.as_os_str().as_bytes());
+        body.push(0);
+    }
+    let mut note = vec![NOTE_CGROUP_MADE];
+    note.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    note.extend_from_slice(&body);
+    note
+}
+
+/// Writes a note to the server; a failure means the server is gone, which changes nothing here.
+fn tell_server(server: BorrowedFd<'_>, note: &[u8]) {
+    let _ = fdpass::send_with_fds(server, note, &[]);
 }
 
 /// Kills every descendant of the server that is not under a live keeper (in `keepers`), until
@@ -260,9 +375,6 @@ fn kill_orphans(keepers: &HashSet<i32>) -> usize {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
-
-/// What a keeper writes to the server when it can take another command.
-const FREE: u8 = b'F';
 
 fn fail_request(fds: Vec<OwnedFd>, errno: i32) {
     if let Some(control) = fds.into_iter().next() {
@@ -329,11 +441,12 @@ fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::
                 if let Ok(k) = &mut keeper {
                     k.discard_pending_signals();
                 }
-                if !keep_one(keeper, &payload, fds, null) {
+                if !keep_one(keeper, &payload, fds, null, theirs.as_fd()) {
+                    tell_server(theirs.as_fd(), &[NOTE_LEAVING]);
                     process::exit_now(0);
                 }
                 keeper = Keeper::new(&[libc::SIGTERM]);
-                if fdpass::send_with_fds(theirs.as_fd(), &[FREE], &[]).is_err() {
+                if fdpass::send_with_fds(theirs.as_fd(), &[NOTE_FREE], &[]).is_err() {
                     process::exit_now(0);
                 }
             }
@@ -351,6 +464,9 @@ fn fork_keeper_process(null: &OwnedFd, nofile: &rustix::process::Rlimit) -> io::
                 sock: ours,
                 pid,
                 pidfd,
+                spec: Vec::new(),
+                inbox: Vec::new(),
+                cgroup_dirs: None,
             })
         }
     }
@@ -363,6 +479,7 @@ fn keep_one(
     payload: &[u8],
     mut passed: Vec<OwnedFd>,
     null: &OwnedFd,
+    server: BorrowedFd<'_>,
 ) -> bool {
     let control = Control::from_fd(passed.remove(0));
     let fail = |stage: u32, e: &io::Error| {
@@ -389,6 +506,10 @@ fn keep_one(
             return fail(CGROUP_STAGE_BASE + e.step as u32, &errno);
         }
     };
+    // Should this keeper be killed, the server removes what it made (see `Pool::bury`).
+    if let Some(cg) = &cgroup {
+        tell_server(server, &cgroup_made_note(cg.created()));
+    }
     let raw: Vec<RawFd> = passed.iter().map(|f| f.as_raw_fd()).collect();
     let mut plan = match spec.exec_plan(&raw, null.as_raw_fd()) {
         Ok(p) => p,
@@ -418,7 +539,9 @@ fn keep_one(
     );
     // Empty and remove the cgroup before the owner hears of the end (its final statistics are
     // kept for the report below).
-    keeper.release_cgroup();
+    if keeper.release_cgroup() {
+        tell_server(server, &[NOTE_CGROUP_GONE]);
+    }
     let report = match ending {
         Ending::Exited(s) => Message::Exited(s),
         Ending::TimedOut(s) => Message::TimedOut(s),
@@ -457,5 +580,44 @@ impl Lifeline for ControlLifeline<'_> {
             // End of stream: the owner dropped the handle, exited, crashed or was killed.
             Ok(None) | Err(_) => LifelineEvent::Gone,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_parse_whole_and_in_pieces() {
+        let dirs = vec![
+            PathBuf::from("/sys/fs/cgroup/unified/a/muontrap-1"),
+            PathBuf::from("/sys/fs/cgroup/pids/a/muontrap-1"),
+        ];
+        let mut wire = cgroup_made_note(&dirs);
+        wire.extend_from_slice(&[NOTE_CGROUP_GONE, NOTE_FREE]);
+        let mut inbox = wire.clone();
+        assert_eq!(
+            parse_notes(&mut inbox),
+            vec![Note::CgroupMade(dirs.clone()), Note::CgroupGone, Note::Free]
+        );
+        assert!(inbox.is_empty());
+        // Byte by byte: nothing is parsed until a note is complete, and then exactly it.
+        let mut inbox = Vec::new();
+        let mut notes = Vec::new();
+        for &b in &wire {
+            inbox.push(b);
+            notes.extend(parse_notes(&mut inbox));
+        }
+        assert_eq!(
+            notes,
+            vec![Note::CgroupMade(dirs), Note::CgroupGone, Note::Free]
+        );
+        assert!(inbox.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_byte_reads_as_leaving() {
+        let mut inbox = vec![b'?', NOTE_LEAVING];
+        assert_eq!(parse_notes(&mut inbox), vec![Note::Leaving, Note::Leaving]);
     }
 }
