@@ -221,6 +221,16 @@ pub fn run(cfg: &Config) -> Vec<Row> {
         .leftovers(left)
         .note("killpg; a `setsid` member would escape"),
     );
+    let (r, left) = measure(cfg, Lib::ProcessWrap, chain, Op::KillWait);
+    rows.push(
+        timed(
+            &format!("process-wrap: chain {nc}, `ProcessGroup` `start_kill()` + `wait()`"),
+            r,
+        )
+        .baseline(base_chain)
+        .leftovers(left)
+        .note("killpg: one signal for the whole group; what remains is the kernel's exit work"),
+    );
 
     for (shape, base, label) in [
         (fan, base_fan, format!("fan-out {nf}")),

@@ -30,5 +30,7 @@ pub use binaries::{FIXTURE_NAME, example_binary, fixture, target_binary};
 pub use lines::wait_for_line;
 pub use marker::{MARKER_VAR, TestId, marked_processes, wait_for_count, wait_until_gone};
 pub use port::{encode_acks, readable, wait_until};
-pub use proc_scan::{ProcInfo, children_of, open_fds, process, thread_count, zombies_of};
+pub use proc_scan::{
+    ProcInfo, children_of, open_fds, process, sigkill_keeper_of, thread_count, zombies_of,
+};
 pub use skip::{IN_VM_VAR, STRICT_VAR, V2_IN_VM_VAR, skip, skip_needs_v1, skip_needs_v2};

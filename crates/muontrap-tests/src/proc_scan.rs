@@ -191,6 +191,31 @@ pub fn process(pid: i32) -> Option<ProcInfo> {
     ProcFs::system().stat(pid).map(|stat| stat.info)
 }
 
+/// SIGKILLs the muontrap keeper of the running command `command` (its parent, `mt-keeper`),
+/// through a pidfd, after checking that the command's parent is still that keeper once it is
+/// pinned (so a recycled pid is never hit). Returns the keeper's pid.
+///
+/// # Panics
+/// If the command is gone or its parent is not a keeper.
+pub fn sigkill_keeper_of(command: i32) -> i32 {
+    use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+    let keeper = process(command).expect("the command is alive").ppid;
+    let pidfd = pidfd_open(Pid::from_raw(keeper).expect("a pid"), PidfdFlags::empty())
+        .expect("pin the keeper");
+    assert_eq!(
+        process(keeper).map(|p| p.comm),
+        Some("mt-keeper".to_owned()),
+        "the command's parent is its keeper"
+    );
+    assert_eq!(
+        process(command).map(|p| p.ppid),
+        Some(keeper),
+        "still the command's parent after pinning"
+    );
+    pidfd_send_signal(&pidfd, Signal::KILL).expect("SIGKILL the keeper");
+    keeper
+}
+
 /// Processes whose parent is `pid` (zombies included), sorted by pid.
 pub fn children_of(pid: i32) -> Vec<ProcInfo> {
     ProcFs::system().children_of(pid)

@@ -654,20 +654,7 @@ fn a_sigkilled_keeper_leaves_no_cgroup_behind() {
         !cg.leftovers().is_empty(),
         "the cgroup exists while it runs"
     );
-    let keeper = muontrap_tests::process(child.id() as i32)
-        .expect("the command is alive")
-        .ppid;
-    let pidfd = rustix::process::pidfd_open(
-        rustix::process::Pid::from_raw(keeper).expect("a pid"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .expect("pin the keeper");
-    assert_eq!(
-        muontrap_tests::process(keeper).map(|p| p.comm),
-        Some("mt-keeper".to_owned())
-    );
-    rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL)
-        .expect("SIGKILL the keeper");
+    muontrap_tests::sigkill_keeper_of(child.id() as i32);
     if let Err(left) = wait_until_gone(&id, GONE) {
         panic!("processes left: {left:?}");
     }

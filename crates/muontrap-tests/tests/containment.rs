@@ -252,21 +252,7 @@ fn a_sigkilled_keeper_takes_its_tree_with_it() {
     // keeper server, which must kill and reap them.
     for_every_tree("keeper-kill", |id, tree| {
         let mut child = spawn_tree(id, tree, |_| {});
-        let main = muontrap_tests::process(child.id() as i32).expect("the command is alive");
-        let keeper = muontrap_tests::process(main.ppid).expect("its keeper is alive");
-        assert_eq!(keeper.comm, "mt-keeper", "{keeper:?}");
-        let pidfd = rustix::process::pidfd_open(
-            rustix::process::Pid::from_raw(keeper.pid).expect("a pid"),
-            rustix::process::PidfdFlags::empty(),
-        )
-        .expect("pin the keeper");
-        // Still the keeper after pinning: the command's parent cannot change while it lives.
-        assert_eq!(
-            muontrap_tests::process(child.id() as i32).map(|p| p.ppid),
-            Some(keeper.pid)
-        );
-        rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL)
-            .expect("SIGKILL the keeper");
+        muontrap_tests::sigkill_keeper_of(child.id() as i32);
         assert_gone_soon(id, tree, "its keeper was SIGKILLed");
         assert!(
             matches!(child.wait(), Err(muontrap::Error::KeeperLost)),

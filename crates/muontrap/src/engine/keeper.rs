@@ -297,12 +297,26 @@ impl Keeper {
 /// children are re-parented to `root`, where the next pass finds them. Returns how many were
 /// killed.
 pub fn kill_pass(procfs: &ProcFs, root: i32, spared: &mut HashSet<i32>) -> usize {
-    let found = procfs.pin_new(root, spared, false);
-    for m in &found {
-        let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
-        spared.insert(m.pid);
-    }
-    found.len()
+    let mut killed = Vec::new();
+    // Each member is killed as soon as its children have been read, so the kernel tears the
+    // first members down while the walk reads the rest (a deep chain would otherwise wait
+    // for the whole walk).
+    procfs.walk(
+        root,
+        |p| !spared.contains(&p),
+        |pid, parent| {
+            if spared.contains(&pid) {
+                return;
+            }
+            if let Some(m) = procfs.pin(pid, parent) {
+                let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
+                killed.push(m.pid);
+            }
+        },
+    );
+    let n = killed.len();
+    spared.extend(killed);
+    n
 }
 
 /// `poll` with a `Duration` timeout (None = forever), EINTR retried as a zero-event return.

@@ -89,32 +89,44 @@ impl ProcFs {
     /// are re-parented to the subreaper, so a kill sweep need not look below it.)
     pub fn descendants_where(&self, root: i32, descend: impl Fn(i32) -> bool) -> Vec<(i32, i32)> {
         let mut out = Vec::new();
-        let mut queue = vec![root];
+        self.walk(root, descend, |pid, parent| out.push((pid, parent)));
+        out
+    }
+
+    /// Walks the descendants of `root` depth-first and calls `visit(pid, parent)` for each one,
+    /// parents before children, right *after* its own children have been read (when
+    /// `descend(pid)`): so `visit` may kill it without its children escaping the walk by being
+    /// re-parented, and a kill sweep overlaps the kernel's exit work with the rest of the walk.
+    pub fn walk(&self, root: i32, descend: impl Fn(i32) -> bool, mut visit: impl FnMut(i32, i32)) {
+        let mut stack = vec![(root, 0)];
         let mut seen = HashSet::new();
         let mut fallback: Option<HashMap<i32, Vec<i32>>> = None;
-        while let Some(parent) = queue.pop() {
-            let kids = match &fallback {
-                Some(map) => map.get(&parent).cloned().unwrap_or_default(),
-                None => match self.children(parent) {
-                    Some(k) => k,
-                    None => {
-                        let map = self.parent_map();
-                        let k = map.get(&parent).cloned().unwrap_or_default();
-                        fallback = Some(map);
-                        k
-                    }
-                },
+        while let Some((pid, parent)) = stack.pop() {
+            let kids = if pid != root && !descend(pid) {
+                Vec::new()
+            } else {
+                match &fallback {
+                    Some(map) => map.get(&pid).cloned().unwrap_or_default(),
+                    None => match self.children(pid) {
+                        Some(k) => k,
+                        None => {
+                            let map = self.parent_map();
+                            let k = map.get(&pid).cloned().unwrap_or_default();
+                            fallback = Some(map);
+                            k
+                        }
+                    },
+                }
             };
+            if pid != root {
+                visit(pid, parent);
+            }
             for k in kids {
                 if seen.insert(k) {
-                    out.push((k, parent));
-                    if descend(k) {
-                        queue.push(k);
-                    }
+                    stack.push((k, pid));
                 }
             }
         }
-        out
     }
 
     /// Parent → children for every process, by scanning `/proc/*/stat`.
