@@ -308,7 +308,7 @@ pub fn kill_pass(procfs: &ProcFs, root: i32, spared: &mut HashSet<i32>) -> usize
             if spared.contains(&pid) {
                 return;
             }
-            if let Some(m) = procfs.pin(pid, parent) {
+            if let Some(m) = procfs.pin(pid, parent, root) {
                 let _ = signals::pidfd_send(m.pidfd.as_fd(), libc::SIGKILL);
                 killed.push(m.pid);
             }

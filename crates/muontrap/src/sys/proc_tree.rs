@@ -151,17 +151,17 @@ impl ProcFs {
         self.descendants_where(root, |p| descend_known || !known.contains(&p))
             .into_iter()
             .filter(|(pid, _)| !known.contains(pid))
-            .filter_map(|(pid, parent)| self.pin(pid, parent))
+            .filter_map(|(pid, parent)| self.pin(pid, parent, root))
             .collect()
     }
 
-    /// Pins `pid` if, once pinned, its parent is still `parent` (or it was re-parented to the
-    /// keeper, which happens when its parent died in between and is still our tree).
-    pub fn pin(&self, pid: i32, parent: i32) -> Option<Pinned> {
+    /// Pins `pid` if, once pinned, its parent is still `parent` (or it was re-parented to
+    /// `reaper`, the subreaper whose tree is walked, which happens when its parent died in
+    /// between and is still our tree).
+    pub fn pin(&self, pid: i32, parent: i32, reaper: i32) -> Option<Pinned> {
         let pidfd = rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
         let now = self.ppid(pid)?;
-        let keeper = rustix::process::getpid().as_raw_nonzero().get();
-        (now == parent || now == keeper).then_some(Pinned { pid, pidfd })
+        (now == parent || now == reaper).then_some(Pinned { pid, pidfd })
     }
 }
 
