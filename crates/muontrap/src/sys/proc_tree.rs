@@ -202,6 +202,33 @@ mod tests {
     }
 
     #[test]
+    fn fake_proc_children_of_every_thread() {
+        let dir = std::env::temp_dir().join(format!("mt-proc-kids-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let task = |pid: i32, tid: i32, kids: &str| {
+            let t = dir.join(pid.to_string()).join("task").join(tid.to_string());
+            fs::create_dir_all(&t).unwrap();
+            fs::write(t.join("children"), kids).unwrap();
+        };
+        // 10 has two threads, each with children; 13 has 2000 (more than a page of text).
+        task(10, 10, "11 ");
+        task(10, 15, "13 ");
+        task(11, 11, "12 ");
+        task(12, 12, "");
+        let many: Vec<i32> = (100..2100).collect();
+        let text: String = many.iter().map(|p| format!("{p} ")).collect();
+        assert!(text.len() > 8192);
+        task(13, 13, &text);
+        let procfs = ProcFs::at(&dir);
+        let mut d: Vec<i32> = procfs.descendants(10).into_iter().map(|(p, _)| p).collect();
+        d.sort();
+        let mut expected = vec![11, 12, 13];
+        expected.extend(&many);
+        assert_eq!(d, expected);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn fake_proc_fallback_walk() {
         let dir = std::env::temp_dir().join(format!("mt-proc-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
