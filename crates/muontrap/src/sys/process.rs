@@ -135,8 +135,45 @@ pub fn close_inherited_except(keep: &[RawFd]) {
 
 /// This process's file mode creation mask, read from `/proc/self/status` (`umask(2)` can only
 /// be read by setting it, which would race with other threads creating files).
+///
+/// `Umask:` is the second line, after `Name:` (at most 64 bytes even when escaped), so one
+/// `read` of the head of the file is enough: three system calls on the spawn path instead of
+/// reading the whole file.
 pub fn current_umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-    u32::from_str_radix(value.trim(), 8).ok()
+    let fd = rustix::fs::open(
+        "/proc/self/status",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let mut head = [0u8; 256];
+    let n = rustix::io::read(&fd, &mut head).ok()?;
+    parse_umask(head.get(..n)?)
+}
+
+/// The `Umask:` value of a `/proc/<pid>/status` text (or its head). Bytes, not text: the
+/// `Name:` line before it is the command name, which need not be UTF-8.
+fn parse_umask(status: &[u8]) -> Option<u32> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Umask:"))?;
+    u32::from_str_radix(std::str::from_utf8(line).ok()?.trim(), 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umask_from_the_head_of_status() {
+        assert_eq!(
+            parse_umask(b"Name:\tx\xff y\nUmask:\t0027\nState:\tR"),
+            Some(0o027)
+        );
+        assert_eq!(parse_umask(b"Name:\tx\nState:\tR\n"), None);
+        // This process: the value matches what umask(2) reports (set to the same value).
+        let mask = current_umask().expect("Umask: in /proc/self/status");
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask));
+        assert_eq!(old.bits(), mask);
+    }
 }
