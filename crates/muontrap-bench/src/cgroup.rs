@@ -183,6 +183,30 @@ fn tree_rows(
 }
 
 /// Which mechanism the keeper's cgroup teardown uses for this cgroup.
+/// Alternating spawns without and with a cgroup, each after 300 ms of quiet.
+fn isolated(
+    cfg: &Config,
+    m_plain: &str,
+    m_cg: &str,
+    placement: &str,
+) -> (Result<Stats, String>, Result<Stats, String>) {
+    let runs = if cfg.quick { 3 } else { 15 };
+    let (mut plain, mut with_cg) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for (cgroup, out) in [(None, &mut plain), (Some(placement), &mut with_cg)] {
+            std::thread::sleep(Duration::from_millis(300));
+            let marker = if cgroup.is_some() { m_cg } else { m_plain };
+            let t = Instant::now();
+            match true_cmd(marker, cgroup).status() {
+                Ok(s) if s.success() => out.push(t.elapsed()),
+                Ok(s) => return (Err(format!("{s}")), Err(format!("{s}"))),
+                Err(e) => return (Err(e.to_string()), Err(e.to_string())),
+            }
+        }
+    }
+    (Ok(Stats::of(&plain)), Ok(Stats::of(&with_cg)))
+}
+
 fn kill_mechanism(cg: &muontrap::cgroup::CgroupHandle) -> &'static str {
     match &cg.dirs().unified {
         Some(u) if u.join("cgroup.kill").exists() => "`cgroup.kill` (v2 hierarchy)",
@@ -255,6 +279,28 @@ pub fn run(cfg: &Config, n: usize) -> Vec<Row> {
             "`cgroup_base(\"{placement}\")` + `pids_max(64)`: the keeper creates, joins, empties \
              and removes one leaf per command; {dirs_after_spawns} leaf directories left"
         )),
+    );
+
+    // Spawns far apart: what a lone command with limits pays. Back-to-back spawns hide a
+    // cost the kernel has for migrating a task between cgroups (an RCU grace period when it
+    // takes the global threadgroup lock), which a lone spawn pays in full.
+    let (iso_plain, iso_cg) = isolated(cfg, &m_plain, &m_cg, &placement);
+    let iso_base = iso_plain.as_ref().ok().copied();
+    rows.push(
+        timed(
+            "muontrap `Command::status()` of /bin/true, no cgroup, isolated (300 ms apart)",
+            iso_plain,
+        )
+        .note("baseline of the isolated row"),
+    );
+    rows.push(
+        timed(
+            "muontrap `Command::status()` of /bin/true, fresh cgroup, isolated (300 ms apart)",
+            iso_cg,
+        )
+        .baseline(iso_base)
+        .leftovers(procscan::settle(&m_cg, Duration::from_millis(200)) + base.leftover_dirs())
+        .note("the command joins v1 hierarchies by writing `0` to `tasks` (single-thread move)"),
     );
 
     let (plain, left, _) = tree_rows(cfg, n, None);

@@ -17,7 +17,7 @@
 //!   removes everything it created if any step fails, so a bad setting leaves no directory.
 //!   The command is born inside the v2 leaf (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7+)
 //!   and joins every other directory (one per v1 hierarchy) between fork and exec by writing
-//!   its pid to the `cgroup.procs` descriptors the keeper opened; each write is checked, and a
+//!   `0` (itself) to the v1 `tasks` descriptors the keeper opened; each write is checked, and a
 //!   failed join fails the spawn. Where the kernel cannot clone into a cgroup, the v2 leaf is
 //!   joined by a write too. Nothing the command forks can start outside.
 //! - Teardown happens in the keeper, so it also happens when the owner is SIGKILLed:
@@ -35,7 +35,7 @@
 //! (memory + swap) and needs `memory_max`.
 //!
 //! Why both: `CLONE_INTO_CGROUP` covers only the v2 hierarchy, so on v1 and hybrid machines
-//! the `cgroup.procs` writes are needed anyway; they happen in the child before it can fork,
+//! the join writes are needed anyway; they happen in the child before it can fork,
 //! so no descendant can be born outside either way. Cloning into the v2 leaf makes the
 //! placement atomic and skips a migration (`docs/design.md` §5 has the measurements).
 

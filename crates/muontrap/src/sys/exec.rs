@@ -51,7 +51,7 @@ pub enum ExecStage {
     Setuid = 6,
     /// `prctl(PR_SET_PDEATHSIG)` or the parent died before the child was ready.
     ParentDeath = 7,
-    /// Joining the cgroup (writing `cgroup.procs`).
+    /// Joining the cgroup (writing `0` to `cgroup.procs` or v1 `tasks`).
     Cgroup = 8,
     /// `execve` itself.
     Exec = 9,
@@ -203,8 +203,10 @@ impl ExecPlan {
         self
     }
 
-    /// The cgroups to join: `cgroup.procs` descriptors (the v2 one first, then one per v1
-    /// hierarchy), and the v2 directory itself if `procs[0]` is its `cgroup.procs`. With the
+    /// The cgroups to join: descriptors of the files the child writes `0` to (the v2
+    /// `cgroup.procs` first, then one v1 `tasks` per hierarchy; see
+    /// [`crate::cgroup::plan::Dirs::join_files`]), and the v2 directory itself if `procs[0]`
+    /// is its `cgroup.procs`. With the
     /// directory, the child is born inside it (`clone3` with `CLONE_INTO_CGROUP`) and writes
     /// only the others; where the kernel cannot do that, it writes all of them. Any failed
     /// write fails the spawn at [`ExecStage::Cgroup`].
@@ -343,7 +345,7 @@ struct CloneArgs {
 /// from its first instruction; it then joins only the remaining (v1) hierarchies. Fork
 /// semantics (no shared memory: a raw `clone3` child cannot run on a stack of its own without
 /// assembly), suspended until the child execs like vfork. Any error means "use the vfork path",
-/// which writes every `cgroup.procs` and reports a failed join precisely.
+/// which writes every join file and reports a failed join precisely.
 fn clone_into_cgroup(plan: &ExecPlan, dir: RawFd, err_fd: RawFd, parent: i32) -> io::Result<i32> {
     let args = CloneArgs {
         flags: libc::CLONE_VFORK as u64 | CLONE_INTO_CGROUP,
@@ -494,15 +496,12 @@ unsafe fn child_after_fork(plan: &ExecPlan, joins: &[RawFd], err_fd: RawFd, pare
                 fail(ExecStage::ParentDeath);
             }
         }
-        // 3. Join the cgroup(s) before anything else can fork. The write's result is the
-        //    kernel's verdict (e.g. an empty v1 cpuset refuses tasks), so it is checked.
-        if !joins.is_empty() {
-            let mut buf = [0u8; 12];
-            let n = format_decimal(libc::getpid() as u32, &mut buf);
-            for &fd in joins {
-                if libc::write(fd, buf.as_ptr().cast(), n) != n as isize {
-                    fail(ExecStage::Cgroup);
-                }
+        // 3. Join the cgroup(s) before anything else can fork: `0` means the writer, which is
+        //    this single thread (see `Dirs::join_files`). The write's result is the kernel's
+        //    verdict (e.g. an empty v1 cpuset refuses tasks), so it is checked.
+        for &fd in joins {
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(ExecStage::Cgroup);
             }
         }
         // 4. stdio. Sources are >= 3 (the caller guarantees it), so dup2 cannot clobber a
@@ -555,24 +554,6 @@ unsafe fn child_after_fork(plan: &ExecPlan, joins: &[RawFd], err_fd: RawFd, pare
     }
 }
 
-/// Writes `v` in decimal into `buf` without allocating; returns the length.
-fn format_decimal(mut v: u32, buf: &mut [u8; 12]) -> usize {
-    let mut tmp = [0u8; 12];
-    let mut n = 0;
-    loop {
-        tmp[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for i in 0..n {
-        buf[i] = tmp[n - 1 - i];
-    }
-    n
-}
-
 /// Moves `fd` to a number >= 3 if it is one of the standard descriptors, so that a `dup2`
 /// onto 0/1/2 in the child can never overwrite a source still needed.
 pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
@@ -601,20 +582,4 @@ pub fn dup_standard(n: RawFd) -> Option<OwnedFd> {
     let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
     // SAFETY: on success `fd` is a new descriptor that only we own.
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_formatting() {
-        let mut b = [0u8; 12];
-        let n = format_decimal(0, &mut b);
-        assert_eq!(&b[..n], b"0");
-        let n = format_decimal(4294967295, &mut b);
-        assert_eq!(&b[..n], b"4294967295");
-        let n = format_decimal(120, &mut b);
-        assert_eq!(&b[..n], b"120");
-    }
 }
