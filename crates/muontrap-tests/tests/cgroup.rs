@@ -172,10 +172,20 @@ fn spawn_or_skip(cmd: &mut Command) -> Option<muontrap::Child> {
 
 fn finish(mut child: muontrap::Child, id: &TestId, cg: &TestCgroup) {
     let _ = child.terminate();
+    assert_all_gone(id, cg);
+}
+
+/// No process with the test's marker and no directory of the test is left (waiting a little).
+fn assert_all_gone(id: &TestId, cg: &TestCgroup) {
+    assert_processes_gone(id);
+    cg.assert_no_leftovers();
+}
+
+/// No process with the test's marker is left (waiting a little).
+fn assert_processes_gone(id: &TestId) {
     if let Err(left) = wait_until_gone(id, GONE) {
         panic!("processes left: {left:?}");
     }
-    cg.assert_no_leftovers();
 }
 
 /// The v2 line (`0::/path`) of `/proc/<pid>/cgroup` text.
@@ -334,10 +344,7 @@ fn final_statistics_show_the_oom_kill_after_wait() {
         *last,
         "every clone of the handle sees them"
     );
-    if let Err(left) = wait_until_gone(&id, GONE) {
-        panic!("processes left: {left:?}");
-    }
-    cg.assert_no_leftovers();
+    assert_all_gone(&id, &cg);
 }
 
 #[test]
@@ -366,10 +373,7 @@ fn final_statistics_keep_the_peak_of_a_killed_tree() {
     let peak = last.memory_peak.expect("peak memory is reported");
     assert!(peak >= 48 << 20, "peak {peak} covers the 48 MiB allocation");
     assert_eq!(last.oom_kill.unwrap_or(0), 0, "no OOM kill: {last:?}");
-    if let Err(left) = wait_until_gone(&id, GONE) {
-        panic!("processes left: {left:?}");
-    }
-    cg.assert_no_leftovers();
+    assert_all_gone(&id, &cg);
 }
 
 #[test]
@@ -599,10 +603,7 @@ fn owner_sigkilled_leaves_no_directory_and_no_process() {
     assert!(!made.is_empty(), "the keeper created the cgroup");
     owner.kill().unwrap();
     owner.wait().unwrap();
-    if let Err(left) = wait_until_gone(&id, GONE) {
-        panic!("processes left: {left:?}");
-    }
-    cg.assert_no_leftovers();
+    assert_all_gone(&id, &cg);
 }
 
 #[test]
@@ -655,10 +656,7 @@ fn a_sigkilled_keeper_leaves_no_cgroup_behind() {
         "the cgroup exists while it runs"
     );
     muontrap_tests::sigkill_keeper_of(child.id() as i32);
-    if let Err(left) = wait_until_gone(&id, GONE) {
-        panic!("processes left: {left:?}");
-    }
-    cg.assert_no_leftovers();
+    assert_all_gone(&id, &cg);
     assert!(matches!(child.wait(), Err(muontrap::Error::KeeperLost)));
 }
 
@@ -815,9 +813,7 @@ fn a_shared_base_in_use_does_not_delay_the_end() {
         .map(Into::into)
         .collect();
     let _ = second.terminate();
-    if let Err(left) = wait_until_gone(&id, GONE) {
-        panic!("processes left: {left:?}");
-    }
+    assert_processes_gone(&id);
     assert!(leaves.iter().all(|d| !d.exists()), "the leaves are removed");
     // The base was created by the first command, which could not remove it while the second
     // one's leaf was in it; it stays, empty (dropping `cg` removes it).
